@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+
+//! Register model of a CXL Type-2 device passed through with vfio-pci.
+//!
+//! Pure Rust, no QEMU or C dependency, so that the QEMU device, the
+//! vfio-user simulator and the fuzzers share one implementation:
+//!
+//! - [`component`]: the CXL.cachemem capability array,
+//! - [`hdm`]: the HDM decoder structure the guest sees,
+//! - [`host`]: the kernel's `COMP_REGS` shadow, per uAPI version,
+//! - [`dvsec`]: the CXL Device and Register Locator DVSECs,
+//! - [`uapi`]: the vfio-pci CXL uAPI and its capability chains.
+//!
+//! Every parser takes untrusted bytes and reports malformed input as an
+//! error value; nothing here panics on input.
+
+#![forbid(unsafe_code)]
+
+pub mod component;
+pub mod dvsec;
+pub mod hdm;
+pub mod host;
+pub mod uapi;
