@@ -1,0 +1,24 @@
+# Shared settings for the build scripts; sourced, never run.
+# Everything large or slow to make lives outside the work tree, under
+# $VFIO_CXL_CACHE, so that a later session on the same machine reuses it.
+
+: "${VFIO_CXL_CACHE:=$HOME/.cache/vfio-cxl}"
+QEMU_DEB_VERSION="1:10.2.2+ds-1"
+QEMU_UPSTREAM_VERSION="10.2.2"
+# No '+' or other regex metacharacters in this path: QEMU passes source
+# paths to bindgen's --allowlist-file, which treats them as regexes.
+QEMU_SRC="$VFIO_CXL_CACHE/qemu-$QEMU_UPSTREAM_VERSION"
+QEMU_BUILD="$VFIO_CXL_CACHE/build"
+TOOLS_VENV="$VFIO_CXL_CACHE/venv"
+TOOLS_BIN="$VFIO_CXL_CACHE/tools/bin"
+MESON_VERSION="1.9.0"
+BINDGEN_VERSION="0.73.0"
+: "${CARGO_TARGET_DIR:=$VFIO_CXL_CACHE/target}"
+export CARGO_TARGET_DIR
+: "${CCACHE_DIR:=$VFIO_CXL_CACHE/ccache}"
+export CCACHE_DIR
+PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$TOOLS_BIN:$TOOLS_VENV/bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install what the build and the tests need: Debian packages, meson from
+# PyPI (QEMU's Rust support needs meson >= 1.9, newer than Debian's),
+# bindgen-cli from crates.io.  Each step is skipped when already done.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+debs=(
+    build-essential ninja-build pkg-config python3-venv flex bison
+    libglib2.0-dev libpixman-1-dev zlib1g-dev libslirp-dev libfdt-dev
+    clang libclang-dev ccache dpkg-dev xz-utils
+    seabios
+)
+missing=()
+for p in "${debs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "Installing Debian packages: ${missing[*]}"
+    [ "$(id -u)" = 0 ] || die "need root to install: ${missing[*]}"
+    apt-get -qq update
+    DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends "${missing[@]}" \
+        > "$VFIO_CXL_CACHE/apt-install.log" ||
+        die "apt-get install failed (see $VFIO_CXL_CACHE/apt-install.log)"
+fi
+
+if ! "$TOOLS_VENV/bin/meson" --version 2>/dev/null | grep -qx "$MESON_VERSION"; then
+    say "Installing meson $MESON_VERSION into $TOOLS_VENV"
+    python3 -m venv "$TOOLS_VENV"
+    "$TOOLS_VENV/bin/pip" install -q "meson==$MESON_VERSION"
+fi
+
+if ! "$TOOLS_BIN/bindgen" --version 2>/dev/null | grep -q "$BINDGEN_VERSION"; then
+    say "Installing bindgen-cli $BINDGEN_VERSION into $TOOLS_BIN"
+    cargo install --quiet --locked --root "$(dirname "$TOOLS_BIN")" \
+        bindgen-cli --version "$BINDGEN_VERSION"
+fi
