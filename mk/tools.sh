@@ -9,7 +9,8 @@ debs=(
     build-essential ninja-build pkg-config python3-venv flex bison
     libglib2.0-dev libpixman-1-dev zlib1g-dev libslirp-dev libfdt-dev
     clang libclang-dev ccache dpkg-dev xz-utils
-    seabios
+    gcc-multilib
+    seabios ipxe-qemu
 )
 missing=()
 for p in "${debs[@]}"; do

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Build qemu-system-x86_64 with Rust and the vfio-cxl overlay, from nothing
+# or incrementally: install tools, fetch QEMU's source, supply the crate
+# subprojects, lay the overlay in, configure once, then ninja.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+"$PROJECT_ROOT/mk/tools.sh"
+"$PROJECT_ROOT/mk/qemu-source.sh"
+"$PROJECT_ROOT/mk/vendor-crates.sh"
+python3 "$PROJECT_ROOT/mk/overlay.py" "$PROJECT_ROOT" "$QEMU_SRC"
+
+configure_args=(
+    --target-list=x86_64-softmmu
+    --enable-rust
+    --disable-docs --disable-user --disable-tools
+    --disable-install-blobs --disable-download
+    --python="$TOOLS_VENV/bin/python3"
+)
+stamp="$QEMU_BUILD/.vfio-cxl-configure"
+# Re-run configure (in place, so the next ninja stays incremental) when the
+# arguments changed or when it could not set up the option ROM build, which
+# needs a multilib compiler.
+if [ ! -f "$QEMU_BUILD/build.ninja" ] ||
+   [ ! -f "$QEMU_BUILD/pc-bios/optionrom/config.mak" ] ||
+   [ "$(cat "$stamp" 2>/dev/null)" != "${configure_args[*]}" ]; then
+    say "Configuring QEMU in $QEMU_BUILD"
+    mkdir -p "$QEMU_BUILD"
+    (cd "$QEMU_BUILD" && "$QEMU_SRC/configure" "${configure_args[@]}") > "$QEMU_BUILD/configure.log" 2>&1 ||
+        { tail -n 30 "$QEMU_BUILD/configure.log"; die "configure failed (log: $QEMU_BUILD/configure.log)"; }
+    echo "${configure_args[*]}" > "$stamp"
+fi
+
+say "Building qemu-system-x86_64 (the first build takes several minutes)"
+ninja -C "$QEMU_BUILD" qemu-system-x86_64 "$@"
+
+# Debian strips the firmware blobs: SeaBIOS and its VGA BIOSes come from
+# Debian's seabios package, the NIC boot ROMs from ipxe-qemu, and the
+# option ROMs are built from QEMU's source.
+# An uninstalled QEMU looks for them in its build tree's qemu-bundle.
+make -s -C "$QEMU_BUILD/pc-bios/optionrom" >/dev/null ||
+    die "building the option ROMs failed"
+datadir="$QEMU_BUILD/qemu-bundle/usr/local/share/qemu"
+mkdir -p "$datadir"
+for blob in "$QEMU_BUILD"/pc-bios/optionrom/*.bin /usr/share/seabios/*.bin \
+            /usr/lib/ipxe/qemu/*.rom; do
+    ln -sf "$blob" "$datadir/$(basename "$blob")"
+done
+say "Built $QEMU_BUILD/qemu-system-x86_64"

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Lay the vfio-cxl overlay into the QEMU source tree.
+
+Two mechanisms, both visible and kept here:
+
+* Every file of ours under OVERLAY_ROOTS is symlinked into QEMU's tree at
+  the same relative path, so editing it and re-running the build picks the
+  change up.  A file of ours never replaces an upstream file.
+* The few upstream files that must change (registration in meson and
+  Kconfig, moving VFIOUserPCIDevice into a header) are rewritten from a
+  pristine copy by the small edits in EDITS, so re-running is idempotent.
+
+Files are only written when their content changes, to keep rebuilds
+incremental.
+"""
+
+import os
+import re
+import sys
+
+OVERLAY_ROOTS = ["rust/hw/vfio", "hw", "tests/qtest", "tests/functional", "docs"]
+MANIFEST = ".vfio-cxl-overlay-links"
+PRISTINE = ".vfio-cxl-pristine"
+
+
+def append_line(line):
+    def edit(text):
+        return text if line in text.splitlines() else text.rstrip("\n") + "\n" + line + "\n"
+    return edit
+
+
+def vfio_user_pci_struct_to_header(text):
+    # The type macro, its declaration and the struct now come from
+    # hw/vfio-user/pci.h (ours); pci.c includes it instead.
+    pattern = re.compile(
+        r'#define TYPE_VFIO_USER_PCI "vfio-user-pci"\n'
+        r"OBJECT_DECLARE_SIMPLE_TYPE\(VFIOUserPCIDevice, VFIO_USER_PCI\)\n\n"
+        r"struct VFIOUserPCIDevice \{.*?\n\};\n",
+        re.S)
+    new, count = pattern.subn('#include "hw/vfio-user/pci.h"\n', text)
+    if count != 1:
+        raise SystemExit("overlay: hw/vfio-user/pci.c no longer has the expected "
+                         "VFIOUserPCIDevice definition; update mk/overlay.py")
+    return new
+
+
+EDITS = {
+    "rust/hw/meson.build": [append_line("subdir('vfio')")],
+    "rust/hw/Kconfig": [append_line("source vfio/Kconfig")],
+    "hw/vfio-user/pci.c": [vfio_user_pci_struct_to_header],
+}
+
+
+def write_if_changed(path, text):
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return False
+    except FileNotFoundError:
+        pass
+    with open(path, "w") as f:
+        f.write(text)
+    return True
+
+
+def link_overlay(project, qemu):
+    old = set()
+    manifest = os.path.join(qemu, MANIFEST)
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            old = set(f.read().split())
+    new = set()
+    for root in OVERLAY_ROOTS:
+        for dirpath, dirnames, filenames in os.walk(os.path.join(project, root)):
+            dirnames[:] = [d for d in dirnames if d not in ("target", "fuzz")]
+            for name in filenames:
+                src = os.path.join(dirpath, name)
+                rel = os.path.relpath(src, project)
+                dst = os.path.join(qemu, rel)
+                if os.path.lexists(dst) and not os.path.islink(dst):
+                    raise SystemExit(f"overlay: {rel} exists upstream; an overlay "
+                                     "file must not replace an upstream file")
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                if not (os.path.islink(dst) and os.readlink(dst) == src):
+                    if os.path.lexists(dst):
+                        os.unlink(dst)
+                    os.symlink(src, dst)
+                new.add(rel)
+    for rel in old - new:
+        dst = os.path.join(qemu, rel)
+        if os.path.islink(dst):
+            os.unlink(dst)
+    write_if_changed(manifest, "\n".join(sorted(new)) + "\n")
+    return len(new)
+
+
+def apply_edits(qemu):
+    for rel, edits in EDITS.items():
+        path = os.path.join(qemu, rel)
+        pristine = os.path.join(qemu, PRISTINE, rel)
+        if not os.path.exists(pristine):
+            os.makedirs(os.path.dirname(pristine), exist_ok=True)
+            with open(path) as f, open(pristine, "w") as p:
+                p.write(f.read())
+        with open(pristine) as f:
+            text = f.read()
+        for edit in edits:
+            text = edit(text)
+        write_if_changed(path, text)
+    return len(EDITS)
+
+
+def main():
+    project, qemu = sys.argv[1], sys.argv[2]
+    links = link_overlay(project, qemu)
+    edits = apply_edits(qemu)
+    print(f"overlay: {links} files linked, {edits} upstream files edited")
+
+
+if __name__ == "__main__":
+    main()
