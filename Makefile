@@ -1,0 +1,15 @@
+# vfio-cxl: the two commands a newcomer needs.
+#
+#   make demo    build what is missing, then run the demo
+#   make check   build what is missing, then run every test and lint
+#
+# Everything slow (QEMU source, build tree, ccache, cargo) is cached under
+# $(VFIO_CXL_CACHE), default ~/.cache/vfio-cxl, outside this tree.
+
+.PHONY: demo check build
+demo:
+	@bash mk/demo.sh
+check:
+	@bash mk/check.sh
+build:
+	@bash mk/build.sh

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The README's test command: every lint and test of the project, in order
+# from the fastest to the slowest, each step timed.  Ends with one line
+# "check: N passed, N failed" that counts the steps.
+set -uo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$PROJECT_ROOT"
+
+passed=0
+failed=0
+failures=()
+step() {    # name command...
+    local name=$1 start rc
+    shift
+    say "$name"
+    start=$(date +%s)
+    "$@"
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        passed=$((passed + 1))
+        echo "--- $name: ok ($(( $(date +%s) - start )) s)"
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        echo "--- $name: FAILED (exit $rc, $(( $(date +%s) - start )) s)"
+    fi
+}
+
+# Tools first: cargo steps need nothing else, QEMU steps need the build.
+bash mk/tools.sh || die "installing the tools failed"
+
+step "rustfmt (workspace)" cargo fmt --all --check
+step "clippy (workspace)" cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "cargo test (workspace)" cargo test --workspace --quiet
+
+if bash mk/build.sh; then
+    step "rustfmt (device crate)" rustfmt --check --edition 2021 rust/hw/vfio/cxl/src/lib.rs
+    step "clippy (QEMU crates, device included)" ninja -C "$QEMU_BUILD" clippy
+    step "qtests" bash mk/qtests.sh
+    step "simulator against QEMU" env QEMU_BIN="$QEMU_BUILD/qemu-system-x86_64" \
+        VFIO_CXL_REQUIRE_QEMU=1 cargo test --quiet -p vfio-user-cxl-sim --test qemu_interop
+else
+    failed=$((failed + 1))
+    failures+=("QEMU build")
+fi
+
+echo
+[ ${#failures[@]} -eq 0 ] || echo "failed steps: ${failures[*]}"
+echo "check: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

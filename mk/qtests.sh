@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Build and run the QEMU qtests that cover the vfio-cxl types: QEMU's own
+# qom-test and device-introspect-test (every type created and destroyed
+# unrealized) and our vfio-cxl-test.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+tests=(qom-test device-introspect-test)
+targets=()
+for t in "${tests[@]}"; do targets+=("tests/qtest/$t"); done
+ninja -C "$QEMU_BUILD" "${targets[@]}"
+
+suites=()
+for t in "${tests[@]}"; do suites+=("qtest-x86_64/$t"); done
+# --no-rebuild: meson test would otherwise build every default target.
+meson test -C "$QEMU_BUILD" --no-rebuild --print-errorlogs "${suites[@]}"
