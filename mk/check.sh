@@ -34,8 +34,7 @@ step "clippy (workspace)" cargo clippy --workspace --all-targets --quiet -- -D w
 step "cargo test (workspace)" cargo test --workspace --quiet
 
 if bash mk/build.sh; then
-    step "rustfmt (device crate)" rustfmt --check --edition 2021 rust/hw/vfio/cxl/src/lib.rs
-    step "clippy (QEMU crates, device included)" ninja -C "$QEMU_BUILD" clippy
+    step "rustfmt and clippy (crates built inside QEMU)" bash mk/lint-device.sh
     step "qtests" bash mk/qtests.sh
     step "simulator against QEMU" env QEMU_BIN="$QEMU_BUILD/qemu-system-x86_64" \
         VFIO_CXL_REQUIRE_QEMU=1 cargo test --quiet -p vfio-user-cxl-sim --test qemu_interop

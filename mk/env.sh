@@ -10,7 +10,6 @@ QEMU_UPSTREAM_VERSION="10.2.2"
 QEMU_SRC="$VFIO_CXL_CACHE/qemu-$QEMU_UPSTREAM_VERSION"
 QEMU_BUILD="$VFIO_CXL_CACHE/build"
 TOOLS_VENV="$VFIO_CXL_CACHE/venv"
-TOOLS_BIN="$VFIO_CXL_CACHE/tools/bin"
 MESON_VERSION="1.9.0"
 BINDGEN_VERSION="0.73.0"
 : "${CARGO_TARGET_DIR:=$VFIO_CXL_CACHE/target}"
@@ -18,7 +17,7 @@ export CARGO_TARGET_DIR
 : "${CCACHE_DIR:=$VFIO_CXL_CACHE/ccache}"
 export CCACHE_DIR
 PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export PATH="$TOOLS_BIN:$TOOLS_VENV/bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$TOOLS_VENV/bin:$PATH"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -32,8 +32,9 @@ if ! "$TOOLS_VENV/bin/meson" --version 2>/dev/null | grep -qx "$MESON_VERSION"; 
     "$TOOLS_VENV/bin/pip" install -q "meson==$MESON_VERSION"
 fi
 
-if ! "$TOOLS_BIN/bindgen" --version 2>/dev/null | grep -q "$BINDGEN_VERSION"; then
-    say "Installing bindgen-cli $BINDGEN_VERSION into $TOOLS_BIN"
-    cargo install --quiet --locked --root "$(dirname "$TOOLS_BIN")" \
-        bindgen-cli --version "$BINDGEN_VERSION"
+# Into cargo's own bin directory, on PATH like cargo itself: meson looks
+# bindgen up again whenever ninja regenerates the build.
+if ! bindgen --version 2>/dev/null | grep -q "$BINDGEN_VERSION"; then
+    say "Installing bindgen-cli $BINDGEN_VERSION with cargo"
+    cargo install --quiet --locked bindgen-cli --version "$BINDGEN_VERSION"
 fi

@@ -11,6 +11,7 @@
     clippy::pedantic,
     clippy::restriction,
     clippy::style,
+    clippy::complexity,
     clippy::missing_const_for_fn,
     clippy::ptr_offset_with_cast,
     clippy::useless_transmute,

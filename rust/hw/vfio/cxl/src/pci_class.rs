@@ -153,10 +153,14 @@ unsafe extern "C" fn rust_realize<T: VfioSubclassImpl>(
     if let Some(parent_realize) = class.parent_realize {
         let mut local_err: *mut util::bindings::Error = null_mut();
         // SAFETY: chaining to the C parent with the arguments QOM gave us.
-        unsafe { parent_realize(pdev, &mut local_err) };
+        unsafe {
+            parent_realize(pdev, &mut local_err);
+        }
         if !local_err.is_null() {
             // SAFETY: errp comes from the caller; local_err is ours to give.
-            unsafe { error_propagate(errp, local_err) };
+            unsafe {
+                error_propagate(errp, local_err);
+            }
             return;
         }
     }
@@ -166,11 +170,15 @@ unsafe extern "C" fn rust_realize<T: VfioSubclassImpl>(
     if result.is_err() {
         if let Some(parent_exit) = class.parent_exit {
             // SAFETY: undo the parent's successful realize.
-            unsafe { parent_exit(pdev) };
+            unsafe {
+                parent_exit(pdev);
+            }
         }
     }
     // SAFETY: errp comes from the caller.
-    unsafe { Error::ok_or_propagate(result, errp) };
+    unsafe {
+        Error::ok_or_propagate(result, errp);
+    }
 }
 
 /// # Safety
@@ -183,7 +191,9 @@ unsafe extern "C" fn rust_exit<T: VfioSubclassImpl>(pdev: *mut bindings::PCIDevi
     // SAFETY: pdev is an instance of T, whose class is a VfioCxlClass.
     if let Some(parent_exit) = unsafe { class_of(pdev.cast()) }.parent_exit {
         // SAFETY: chaining to the C parent with the argument QOM gave us.
-        unsafe { parent_exit(pdev) };
+        unsafe {
+            parent_exit(pdev);
+        }
     }
 }
 
@@ -197,7 +207,9 @@ unsafe extern "C" fn rust_reset<T: VfioSubclassImpl>(dev: *mut hwcore::bindings:
     // SAFETY: dev is an instance of T, whose class is a VfioCxlClass.
     if let Some(parent_reset) = unsafe { class_of(dev.cast()) }.parent_reset {
         // SAFETY: chaining to the C parent with the argument qdev gave us.
-        unsafe { parent_reset(dev) };
+        unsafe {
+            parent_reset(dev);
+        }
     }
     state.reset_after_parent();
 }
