@@ -17,7 +17,10 @@
 #![forbid(unsafe_code)]
 
 pub mod component;
+pub mod discovery;
 pub mod dvsec;
+pub mod guest_component;
 pub mod hdm;
 pub mod host;
 pub mod uapi;
+pub mod window;

@@ -748,6 +748,39 @@ impl CxlDeviceInfo {
     }
 }
 
+/// The type and subtype a `vfio_region_info` reply (capabilities included)
+/// declares with `VFIO_REGION_INFO_CAP_TYPE`, if any.  A malformed
+/// capability chain is an error, not "no type": a host that sends one is
+/// broken and must be refused.
+pub fn region_info_type(info: &[u8]) -> Result<Option<(u32, u32)>, UapiError> {
+    let region = parse_region_info(info)?;
+    if region.flags & VFIO_REGION_INFO_FLAG_CAPS == 0 || region.cap_offset == 0 {
+        return Ok(None);
+    }
+    let chain = parse_cap_chain(info, region.cap_offset)?;
+    match find_cap(&chain, VFIO_REGION_INFO_CAP_TYPE as u16) {
+        Some(cap) => {
+            let ty = RegionTypeCap::parse(cap_bytes(info, &chain, &cap))?;
+            Ok(Some((ty.ty, ty.subtype)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The CXL capability of a kernel `vfio_device_info` reply (capabilities
+/// included), if the device declares one.
+pub fn device_info_cxl(info: &[u8]) -> Result<Option<CxlDeviceInfo>, UapiError> {
+    let device = parse_device_info(info)?;
+    if device.flags & VFIO_DEVICE_FLAGS_CAPS == 0 || device.cap_offset == 0 {
+        return Ok(None);
+    }
+    let chain = parse_cap_chain(info, device.cap_offset)?;
+    match find_cap(&chain, VFIO_DEVICE_INFO_CAP_CXL) {
+        Some(cap) => CxlDeviceInfo::parse_cap(cap_bytes(info, &chain, &cap)).map(Some),
+        None => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1122,5 +1155,59 @@ mod tests {
     #[test]
     fn errors_display() {
         assert!(UapiError::TooManyCaps.to_string().contains("64"));
+    }
+
+    fn region_info_with_caps(caps: &[Vec<u8>]) -> Vec<u8> {
+        let base = size_of::<vfio_region_info>() as u32;
+        let chain = encode_cap_chain(base, caps);
+        let info = vfio_region_info {
+            argsz: base + chain.len() as u32,
+            flags: VFIO_REGION_INFO_FLAG_CAPS,
+            index: 9,
+            cap_offset: if caps.is_empty() { 0 } else { base },
+            size: 0x10000,
+            offset: 0,
+        };
+        let mut out = encode_region_info(&info);
+        out.extend_from_slice(&chain);
+        out
+    }
+
+    #[test]
+    fn region_info_type_finds_the_type_capability() {
+        let ty = RegionTypeCap {
+            ty: VFIO_REGION_TYPE_CXL,
+            subtype: VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
+        };
+        let info = region_info_with_caps(&[ty.encode(0)]);
+        assert_eq!(
+            region_info_type(&info),
+            Ok(Some((
+                VFIO_REGION_TYPE_CXL,
+                VFIO_REGION_SUBTYPE_CXL_COMP_REGS
+            )))
+        );
+    }
+
+    #[test]
+    fn region_info_type_is_none_without_capabilities() {
+        let info = region_info_with_caps(&[]);
+        assert_eq!(region_info_type(&info), Ok(None));
+    }
+
+    #[test]
+    fn region_info_type_refuses_a_looping_chain() {
+        let ty = RegionTypeCap {
+            ty: VFIO_REGION_TYPE_CXL,
+            subtype: VFIO_REGION_SUBTYPE_CXL,
+        };
+        let mut info = region_info_with_caps(&[ty.encode(0)]);
+        let base = size_of::<vfio_region_info>();
+        // Point the only capability's `next` at itself.
+        info[base + 4..base + 8].copy_from_slice(&(base as u32).to_le_bytes());
+        assert!(matches!(
+            region_info_type(&info),
+            Err(UapiError::Loop { .. })
+        ));
     }
 }
