@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+
+//! Command-line options.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Which kernel series' interface to reproduce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uapi {
+    V2,
+    V3,
+}
+
+/// Deliberately broken hosts, one symptom each (`--fault NAME`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// The `COMP_REGS` region is absent (size 0, no flags, no capability).
+    pub no_comp_regs: bool,
+    /// The memory region is absent (size 0, no flags, no capability).
+    pub no_memory: bool,
+    /// The `COMP_REGS` region reports 4 KiB more than the layout has.
+    pub comp_regs_size_mismatch: bool,
+    /// The `COMP_REGS` region's capability chain points back to itself.
+    pub cap_chain_loop: bool,
+    /// The memory region reports half of decoder 0's size.
+    pub memory_smaller_than_decoder: bool,
+    /// `VFIO_USER_DEVICE_RESET` fails with EIO.
+    pub reset_fails: bool,
+    /// Each connection is closed after this many messages.
+    pub drop_after: Option<u64>,
+}
+
+impl Faults {
+    /// Turns on the fault named `name` (`drop-after=N` carries a count).
+    pub fn enable(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "no-comp-regs" => self.no_comp_regs = true,
+            "no-memory" => self.no_memory = true,
+            "comp-regs-size-mismatch" => self.comp_regs_size_mismatch = true,
+            "cap-chain-loop" => self.cap_chain_loop = true,
+            "memory-smaller-than-decoder" => self.memory_smaller_than_decoder = true,
+            "reset-fails" => self.reset_fails = true,
+            _ => {
+                let n = name
+                    .strip_prefix("drop-after=")
+                    .ok_or_else(|| format!("unknown fault '{name}' (see --help)"))?;
+                let n = parse_number(n).map_err(|e| format!("--fault drop-after: {e}"))?;
+                self.drop_after = Some(n);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the simulated device looks like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceOptions {
+    pub uapi: Uapi,
+    /// Size of the device memory (and of decoder 0).
+    pub memory_size: u64,
+    /// Host physical base address reported in decoder 0.
+    pub hpa: u64,
+    /// Decoder 0 committed by "host firmware".
+    pub committed: bool,
+    pub faults: Faults,
+}
+
+/// Default device memory size: 256 MiB.
+pub const DEFAULT_MEMORY_SIZE: u64 = 256 << 20;
+/// Default host physical base: 64 GiB (256 MiB aligned, room for 1 TiB).
+pub const DEFAULT_HPA: u64 = 0x10_0000_0000;
+/// HDM decoder granularity.
+pub const HDM_GRANULE: u64 = 256 << 20;
+
+impl Default for DeviceOptions {
+    fn default() -> Self {
+        Self {
+            uapi: Uapi::V3,
+            memory_size: DEFAULT_MEMORY_SIZE,
+            hpa: DEFAULT_HPA,
+            committed: true,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Everything the command line says.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Options {
+    pub socket: PathBuf,
+    pub control: Option<PathBuf>,
+    pub memory_file: Option<PathBuf>,
+    pub device: DeviceOptions,
+    pub verbose: bool,
+}
+
+/// Result of parsing: run, or print something and exit.
+#[derive(Debug)]
+pub enum Parsed {
+    Run(Options),
+    Help,
+    Version,
+}
+
+/// A command-line error, printed with a hint to `--help`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub const HELP: &str = "\
+Usage: vfio-user-cxl-sim --socket PATH [options]
+
+A simulated CXL Type-2 accelerator served over vfio-user.  It reproduces the
+Linux vfio-pci CXL interface: COMP_REGS and memory regions (type 0x80001E98),
+BAR 0 with the component register block trapped, the CXL Device and Register
+Locator DVSECs in config space.
+
+Options:
+  --socket PATH          vfio-user socket to listen on (required)
+  --control PATH         control socket for tests (see below)
+  --memory-size SIZE     device memory size, suffixes K/M/G/T (default 256M;
+                         a multiple of 256M, at most 1T)
+  --memory-file PATH     back device memory with this file (created, resized
+                         sparsely, kept on exit); default: an anonymous memfd
+  --hpa ADDR             host physical base in decoder 0 (default 0x1000000000,
+                         256M aligned)
+  --uapi v2|v3           kernel series to reproduce (default v3):
+                           v3: COMP_REGS = region 9, memory = region 10
+                           v2: memory = region 9, COMP_REGS = region 10
+  --decoder committed|uncommitted
+                         decoder 0 state left by host firmware (default
+                         committed)
+  --fault NAME           break the host in one way (repeatable):
+      no-comp-regs                 COMP_REGS region absent (size 0, no caps)
+      no-memory                    memory region absent (size 0, no caps)
+      comp-regs-size-mismatch      COMP_REGS region 4K larger than the layout
+      cap-chain-loop               COMP_REGS capability chain loops on itself
+      memory-smaller-than-decoder  memory region half of decoder 0's size
+      reset-fails                  DEVICE_RESET replies EIO
+      drop-after=N                 close each connection after N messages
+  -v, --verbose          log every message to stderr
+  -h, --help             show this help
+  -V, --version          show the version
+
+Device: vendor 0x1234 device 0xc202, class 0x120000; BAR 0 is 256K, 64-bit
+non-prefetchable; the component block is at BAR 0 + 0x10000 (64K), with
+accelerator pages at 0x0-0xffff (ID registers at 0x0: \"CXL2\", version, memory
+size) and 0x20000-0x3ffff (scratch).
+
+Control socket (one command per line, one JSON object per reply line):
+  stats                  counters: resets, dma_maps, dma_unmaps,
+                         comp_regs_writes, config_writes, connections,
+                         messages, ...
+  config-read OFF LEN    config bytes as the host presents them (hex)
+  comp-regs-read OFF     host shadow dword at COMP_REGS region offset OFF
+  mem-read OFF LEN       device memory bytes (hex)
+  mem-write OFF HEX      write device memory
+  irq INDEX [SUBINDEX]   signal the eventfd registered for an interrupt
+  help                   list the commands
+Numbers are decimal or 0x-prefixed hex.
+
+The simulator serves one client at a time; each new connection sees a
+powered-on device, except device memory, which keeps its contents.
+SIGTERM or SIGINT removes the sockets and exits with status 0.
+";
+
+/// Parses a number: decimal, or hex with `0x`.
+pub fn parse_number(s: &str) -> Result<u64, String> {
+    let r = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u64::from_str_radix(&h.replace('_', ""), 16)
+    } else {
+        s.replace('_', "").parse()
+    };
+    r.map_err(|_| format!("'{s}' is not a number"))
+}
+
+/// Parses a size with an optional K/M/G/T suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, shift) = match s.as_bytes().last().map(u8::to_ascii_uppercase) {
+        Some(b'K') => (&s[..s.len() - 1], 10),
+        Some(b'M') => (&s[..s.len() - 1], 20),
+        Some(b'G') => (&s[..s.len() - 1], 30),
+        Some(b'T') => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    let n = parse_number(num)?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+/// Largest accepted device memory.
+pub const MAX_MEMORY_SIZE: u64 = 1 << 40;
+
+/// Parses the arguments (without the program name).
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, UsageError> {
+    let mut o = Options::default();
+    let mut socket = None;
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |what: &str| -> Result<String, UsageError> {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| UsageError(format!("option {name} needs {what}")))
+        };
+        let bad = |e: String| UsageError(format!("{name}: {e}"));
+        match name.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "-V" | "--version" => return Ok(Parsed::Version),
+            "-v" | "--verbose" => o.verbose = true,
+            "--socket" => socket = Some(PathBuf::from(value("a path")?)),
+            "--control" => o.control = Some(PathBuf::from(value("a path")?)),
+            "--memory-file" => o.memory_file = Some(PathBuf::from(value("a path")?)),
+            "--memory-size" => o.device.memory_size = parse_size(&value("a size")?).map_err(bad)?,
+            "--hpa" => o.device.hpa = parse_number(&value("an address")?).map_err(bad)?,
+            "--uapi" => {
+                o.device.uapi = match value("v2 or v3")?.as_str() {
+                    "v2" => Uapi::V2,
+                    "v3" => Uapi::V3,
+                    v => return Err(bad(format!("'{v}' is not v2 or v3"))),
+                }
+            }
+            "--decoder" => {
+                o.device.committed = match value("committed or uncommitted")?.as_str() {
+                    "committed" => true,
+                    "uncommitted" => false,
+                    v => return Err(bad(format!("'{v}' is not committed or uncommitted"))),
+                }
+            }
+            "--fault" => o
+                .device
+                .faults
+                .enable(&value("a fault name")?)
+                .map_err(bad)?,
+            _ => return Err(UsageError(format!("unknown option '{arg}'"))),
+        }
+    }
+    o.socket = socket.ok_or_else(|| UsageError("--socket PATH is required".into()))?;
+    let d = &o.device;
+    if d.memory_size == 0 || d.memory_size % HDM_GRANULE != 0 {
+        return Err(UsageError(format!(
+            "--memory-size: {:#x} is not a non-zero multiple of 256M",
+            d.memory_size
+        )));
+    }
+    if d.memory_size > MAX_MEMORY_SIZE {
+        return Err(UsageError("--memory-size: at most 1T".into()));
+    }
+    if d.hpa % HDM_GRANULE != 0 || d.hpa.checked_add(d.memory_size).is_none() {
+        return Err(UsageError(format!(
+            "--hpa: {:#x} is not 256M aligned or the range overflows",
+            d.hpa
+        )));
+    }
+    Ok(Parsed::Run(o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Options, UsageError> {
+        match parse(args.iter().map(|s| (*s).to_owned()))? {
+            Parsed::Run(o) => Ok(o),
+            p => panic!("unexpected {p:?}"),
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256M").unwrap(), 256 << 20);
+        assert_eq!(parse_size("1t").unwrap(), 1 << 40);
+        assert_eq!(parse_size("0x1000").unwrap(), 4096);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        parse_size("12Q").unwrap_err();
+        parse_size("99999999999T").unwrap_err();
+    }
+
+    #[test]
+    fn defaults_and_options() {
+        let o = run(&["--socket", "/tmp/s"]).unwrap();
+        assert_eq!(o.device, DeviceOptions::default());
+        let o2 = run(&[
+            "--socket=/tmp/s",
+            "--uapi",
+            "v2",
+            "--decoder",
+            "uncommitted",
+            "--memory-size",
+            "1G",
+            "--hpa",
+            "0x4000_0000_0",
+            "--fault",
+            "reset-fails",
+            "--fault=drop-after=5",
+        ])
+        .unwrap();
+        let d = &o2.device;
+        assert_eq!(d.uapi, Uapi::V2);
+        assert!(!d.committed);
+        assert_eq!(d.memory_size, 1 << 30);
+        assert_eq!(d.hpa, 0x4_0000_0000);
+        assert!(d.faults.reset_fails);
+        assert_eq!(d.faults.drop_after, Some(5));
+    }
+
+    #[test]
+    fn errors() {
+        run(&[]).unwrap_err();
+        run(&["--socket", "s", "--bogus"]).unwrap_err();
+        run(&["--socket", "s", "--fault", "nope"]).unwrap_err();
+        run(&["--socket", "s", "--memory-size", "100M"]).unwrap_err();
+        run(&["--socket", "s", "--memory-size", "2T"]).unwrap_err();
+        run(&["--socket", "s", "--hpa", "0x1000"]).unwrap_err();
+        run(&["--socket"]).unwrap_err();
+        assert!(matches!(
+            parse(["--help".to_owned()]).unwrap(),
+            Parsed::Help
+        ));
+    }
+}

@@ -1,0 +1,414 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+
+//! The vfio-user server: socket set-up, the per-connection message loop
+//! and the dispatch of each command to the device.
+//!
+//! One client is served at a time.  Each connection starts with a
+//! powered-on device (device memory excepted) and must begin with
+//! `VFIO_USER_VERSION`.
+
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use nix::errno::Errno;
+use serde_json::{json, Map, Value};
+use vfio_bindings::bindings::vfio::VFIO_REGION_INFO_FLAG_CAPS;
+
+use crate::control::Stats;
+use crate::device::{Device, NUM_IRQS, NUM_REGIONS};
+use crate::memory::Backing;
+use crate::options::Options;
+use crate::protocol::{
+    cmd, flags, DeviceInfo, DmaMap, DmaUnmap, Header, IrqInfo, IrqSet, RegionAccess, RegionInfo,
+    Version, VERSION_MAJOR, VERSION_MINOR,
+};
+use crate::wire::{self, Message, MAX_FDS};
+
+/// Largest data transfer in one region access (advertised).
+pub const MAX_DATA_XFER: u64 = 1 << 20;
+/// Largest message accepted before the connection is dropped.
+const MAX_MESSAGE: usize = (64 << 20) + 4096;
+/// DMA page sizes supported (advertised).
+const PGSIZES: u64 = 4096;
+/// Most DMA windows at once (advertised).
+const MAX_DMA_MAPS: u64 = 65535;
+
+/// The simulator: the device and its counters, shared by the vfio-user
+/// connection and the control socket.
+pub struct Simulator {
+    device: Mutex<Device>,
+    pub stats: Arc<Stats>,
+    verbose: bool,
+}
+
+/// A successful reply: payload and descriptors to pass with it.
+struct Reply<'a> {
+    payload: Vec<u8>,
+    fds: Vec<BorrowedFd<'a>>,
+}
+
+impl Reply<'_> {
+    const fn data(payload: Vec<u8>) -> Self {
+        Self {
+            payload,
+            fds: Vec::new(),
+        }
+    }
+}
+
+fn proto_err<E>(_: E) -> Errno {
+    Errno::EINVAL
+}
+
+impl Simulator {
+    /// Creates the device memory and the device described by `opts`.
+    pub fn new(opts: &Options) -> io::Result<Self> {
+        let size = opts.device.memory_size;
+        let memory = match &opts.memory_file {
+            Some(p) => Backing::file(p, size).map_err(|e| {
+                io::Error::new(e.kind(), format!("memory file {}: {e}", p.display()))
+            })?,
+            None => Backing::anonymous("cxl-sim-memory", size)
+                .map_err(|e| io::Error::new(e.kind(), format!("device memory: {e}")))?,
+        };
+        let stats = Arc::new(Stats::default());
+        let device = Device::new(opts.device.clone(), memory, Arc::clone(&stats))?;
+        Ok(Self {
+            device: Mutex::new(device),
+            stats,
+            verbose: opts.verbose,
+        })
+    }
+
+    /// The device, locked.
+    pub fn device(&self) -> MutexGuard<'_, Device> {
+        self.device
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Accepts clients forever, one at a time.
+    pub fn serve(&self, listener: &UnixListener) {
+        for stream in listener.incoming() {
+            match stream {
+                Ok(s) => {
+                    if let Err(e) = self.serve_connection(&s) {
+                        eprintln!("vfio-user-cxl-sim: connection ended: {e}");
+                    }
+                }
+                Err(e) => eprintln!("vfio-user-cxl-sim: accept: {e}"),
+            }
+        }
+    }
+
+    /// Runs one client connection to its end.
+    pub fn serve_connection(&self, sock: &UnixStream) -> io::Result<()> {
+        Stats::bump(&self.stats.connections);
+        self.device().power_on()?;
+        let drop_after = self.device().options().faults.drop_after;
+        let mut negotiated = false;
+        let mut count: u64 = 0;
+        loop {
+            if drop_after.is_some_and(|n| count >= n) {
+                if self.verbose {
+                    eprintln!("vfio-user-cxl-sim: dropping connection after {count} messages");
+                }
+                return Ok(());
+            }
+            let Some(msg) = wire::recv_message(sock, MAX_MESSAGE)? else {
+                return Ok(());
+            };
+            count += 1;
+            Stats::bump(&self.stats.messages);
+            self.handle(sock, msg, &mut negotiated)?;
+        }
+    }
+
+    fn handle(&self, sock: &UnixStream, msg: Message, negotiated: &mut bool) -> io::Result<()> {
+        let h = msg.header;
+        if !h.is_request() {
+            eprintln!(
+                "vfio-user-cxl-sim: ignoring unexpected reply id {} command {}",
+                h.id, h.command
+            );
+            return Ok(());
+        }
+        let mut dev = self.device();
+        let result = if h.command == cmd::VERSION {
+            if *negotiated {
+                Err(Errno::EINVAL)
+            } else {
+                let r = version_reply(&msg.payload);
+                *negotiated = r.is_ok();
+                r.map(Reply::data)
+            }
+        } else if !*negotiated {
+            Err(Errno::EINVAL)
+        } else {
+            dispatch(&mut dev, h.command, &msg.payload, msg.fds)
+        };
+        if self.verbose {
+            eprintln!(
+                "vfio-user-cxl-sim: id {} cmd {} size {} -> {}",
+                h.id,
+                h.command,
+                h.size,
+                match &result {
+                    Ok(r) => format!("ok, {} bytes, {} fds", r.payload.len(), r.fds.len()),
+                    Err(e) => format!("error {e}"),
+                }
+            );
+        }
+        if !h.wants_reply() {
+            if let Err(e) = result {
+                eprintln!(
+                    "vfio-user-cxl-sim: command {} (no reply wanted) failed: {e}",
+                    h.command
+                );
+            }
+            return Ok(());
+        }
+        let mut reply = Header {
+            id: h.id,
+            command: h.command,
+            flags: flags::REPLY,
+            ..Header::default()
+        };
+        match result {
+            Ok(r) => wire::send_message(sock, &reply, &r.payload, &r.fds),
+            Err(e) => {
+                reply.flags |= flags::ERROR;
+                reply.error = e as u32;
+                wire::send_message(sock, &reply, &[], &[])
+            }
+        }
+    }
+}
+
+/// Builds the `VFIO_USER_VERSION` reply: our version and the subset of
+/// the client's capabilities we support, with our values.
+fn version_reply(payload: &[u8]) -> Result<Vec<u8>, Errno> {
+    let req = Version::parse(payload).map_err(proto_err)?;
+    if req.major != VERSION_MAJOR {
+        return Err(Errno::ENOTSUP);
+    }
+    let proposed = match &req.json {
+        Some(text) => {
+            let v: Value = serde_json::from_str(text).map_err(proto_err)?;
+            let obj = v.as_object().ok_or(Errno::EINVAL)?;
+            match obj.get("capabilities") {
+                Some(Value::Object(c)) => c.clone(),
+                Some(_) => return Err(Errno::EINVAL),
+                None => Map::new(),
+            }
+        }
+        None => Map::new(),
+    };
+    let lower = |key: &str, ours: u64| -> Value {
+        let theirs = proposed.get(key).and_then(Value::as_u64).unwrap_or(ours);
+        json!(theirs.min(ours))
+    };
+    let mut caps = Map::new();
+    for (key, value) in [
+        ("max_msg_fds", json!(MAX_FDS)),
+        ("max_data_xfer_size", json!(MAX_DATA_XFER)),
+        ("pgsizes", json!(PGSIZES)),
+        ("max_dma_maps", lower("max_dma_maps", MAX_DMA_MAPS)),
+    ] {
+        if proposed.contains_key(key) {
+            caps.insert(key.to_owned(), value);
+        }
+    }
+    // Migration and multiple writes are not offered.
+    let reply = Version {
+        major: VERSION_MAJOR,
+        // Our minor (0) is never above the client's.
+        minor: VERSION_MINOR,
+        json: Some(json!({ "capabilities": caps }).to_string()),
+    };
+    Ok(reply.encode())
+}
+
+/// Builds the region-info reply honouring the client's `argsz` the way
+/// VFIO does: too small for the capabilities means "here is the size you
+/// need", with the CAPS flag set and no capabilities.
+///
+/// One deliberate difference: the kernel leaves `cap_offset` 0 in that
+/// case, but QEMU's vfio-user client rejects a reply that has CAPS set and
+/// a `cap_offset` outside `[sizeof(vfio_region_info), argsz]` before it
+/// looks at `argsz`, so the device would fail to realize.  We report
+/// `cap_offset` = 32 (= the client's `argsz`, pointing at no capability
+/// bytes), which QEMU accepts and then retries with the larger `argsz`.
+fn region_info_reply<'a>(dev: &'a Device, req: &RegionInfo) -> Result<Reply<'a>, Errno> {
+    if req.argsz < RegionInfo::SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let desc = dev.region_info(req.index)?;
+    let mut info = RegionInfo {
+        argsz: RegionInfo::SIZE,
+        flags: desc.flags,
+        index: req.index,
+        cap_offset: 0,
+        size: desc.size,
+        offset: 0,
+    };
+    let mut tail = Vec::new();
+    if !desc.caps.is_empty() {
+        let needed = RegionInfo::SIZE + desc.caps.len() as u32;
+        info.flags |= VFIO_REGION_INFO_FLAG_CAPS;
+        info.argsz = needed;
+        info.cap_offset = RegionInfo::SIZE;
+        if req.argsz >= needed {
+            tail = desc.caps;
+        }
+    }
+    let mut payload = info.encode();
+    payload.extend_from_slice(&tail);
+    Ok(Reply {
+        payload,
+        fds: desc.fd.into_iter().collect(),
+    })
+}
+
+fn dispatch<'a>(
+    dev: &'a mut Device,
+    command: u16,
+    p: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<Reply<'a>, Errno> {
+    let takes_fds = matches!(command, cmd::DMA_MAP | cmd::DEVICE_SET_IRQS);
+    if !takes_fds && !fds.is_empty() {
+        return Err(Errno::EINVAL);
+    }
+    match command {
+        cmd::DEVICE_GET_INFO => {
+            let req = DeviceInfo::parse(p).map_err(proto_err)?;
+            if req.argsz < DeviceInfo::SIZE {
+                return Err(Errno::EINVAL);
+            }
+            let info = DeviceInfo {
+                argsz: DeviceInfo::SIZE,
+                flags: dev.device_flags(),
+                num_regions: NUM_REGIONS,
+                num_irqs: NUM_IRQS,
+            };
+            Ok(Reply::data(info.encode()))
+        }
+        cmd::DEVICE_GET_REGION_INFO => {
+            let req = RegionInfo::parse(p).map_err(proto_err)?;
+            region_info_reply(dev, &req)
+        }
+        cmd::DEVICE_GET_IRQ_INFO => {
+            let req = IrqInfo::parse(p).map_err(proto_err)?;
+            if req.argsz < IrqInfo::SIZE {
+                return Err(Errno::EINVAL);
+            }
+            Ok(Reply::data(dev.irq_info(req.index)?.encode()))
+        }
+        cmd::DEVICE_SET_IRQS => {
+            let req = IrqSet::parse(p).map_err(proto_err)?;
+            dev.set_irqs(&req, fds)?;
+            Ok(Reply::data(Vec::new()))
+        }
+        cmd::REGION_READ => {
+            let req = RegionAccess::parse(p).map_err(proto_err)?;
+            if u64::from(req.count) > MAX_DATA_XFER {
+                return Err(Errno::EINVAL);
+            }
+            let mut buf = vec![0u8; req.count as usize];
+            dev.region_read(req.region, req.offset, &mut buf)?;
+            let mut payload = req.encode();
+            payload.extend_from_slice(&buf);
+            Ok(Reply::data(payload))
+        }
+        cmd::REGION_WRITE => {
+            let req = RegionAccess::parse(p).map_err(proto_err)?;
+            let data = &p[RegionAccess::SIZE as usize..];
+            if u64::from(req.count) > MAX_DATA_XFER || data.len() < req.count as usize {
+                return Err(Errno::EINVAL);
+            }
+            dev.region_write(req.region, req.offset, &data[..req.count as usize])?;
+            Ok(Reply::data(req.encode()))
+        }
+        cmd::DMA_MAP => {
+            let req = DmaMap::parse(p).map_err(proto_err)?;
+            dev.dma_map(&req, fds)?;
+            Ok(Reply::data(Vec::new()))
+        }
+        cmd::DMA_UNMAP => {
+            let req = DmaUnmap::parse(p).map_err(proto_err)?;
+            dev.dma_unmap(&req)?;
+            Ok(Reply::data(req.encode()))
+        }
+        cmd::DEVICE_RESET => {
+            dev.reset()?;
+            Ok(Reply::data(Vec::new()))
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
+/// Binds a listening socket at `path`.  A stale socket file (nobody
+/// listening) is replaced; a live one is an error, as is any other file.
+pub fn bind_socket(path: &Path) -> io::Result<UnixListener> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!(
+                    "socket path {} is in use by a running server",
+                    path.display()
+                ),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    UnixListener::bind(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {}: {e}", path.display()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_reply_is_a_subset() {
+        let req = Version {
+            major: 0,
+            minor: 0,
+            json: Some(
+                r#"{"capabilities":{"max_msg_fds":16,"max_data_xfer_size":1048576,
+                   "pgsizes":4096,"max_dma_maps":100,"write_multiple":true,
+                   "migration":{"pgsize":4096,"max_bitmap_size":268435456}}}"#
+                    .into(),
+            ),
+        };
+        let r = Version::parse(&version_reply(&req.encode()).unwrap()).unwrap();
+        let v: Value = serde_json::from_str(&r.json.unwrap()).unwrap();
+        let caps = v["capabilities"].as_object().unwrap();
+        assert_eq!(caps["max_dma_maps"], 100);
+        assert_eq!(caps["max_msg_fds"], 16);
+        assert!(!caps.contains_key("migration"));
+        assert!(!caps.contains_key("write_multiple"));
+        let bad = Version {
+            major: 1,
+            minor: 0,
+            json: None,
+        };
+        assert_eq!(version_reply(&bad.encode()), Err(Errno::ENOTSUP));
+    }
+}
