@@ -11,7 +11,10 @@ QEMU_SRC="$VFIO_CXL_CACHE/qemu-$QEMU_UPSTREAM_VERSION"
 QEMU_BUILD="$VFIO_CXL_CACHE/build"
 TOOLS_VENV="$VFIO_CXL_CACHE/venv"
 MESON_VERSION="1.9.0"
-BINDGEN_VERSION="0.73.0"
+# Not 0.72 or 0.73: they pad before 16-aligned fields (Int128) with
+# 8-aligned opaque arrays, which moves fields of MemoryRegion and of every
+# C struct that embeds one (see check_layout in rust/hw/vfio/cxl).
+BINDGEN_VERSION="0.71.1"
 : "${CARGO_TARGET_DIR:=$VFIO_CXL_CACHE/target}"
 export CARGO_TARGET_DIR
 : "${CCACHE_DIR:=$VFIO_CXL_CACHE/ccache}"
