@@ -585,8 +585,9 @@ mod tests {
     #[test]
     fn reset_to_boot_restores_committed_locked_decoder() {
         let (mut g, _) = setup(UapiVersion::V3);
+        // Global control is read-only while decoder 0 is locked.
         g.write(HOST_HDM_BLOCK_OFFSET + 4, 4, 0);
-        assert!(!g.hdm().global_control().hdm_decoder_enable());
+        assert!(g.hdm().global_control().hdm_decoder_enable());
         g.reset_to_boot();
         assert!(g.hdm().global_control().hdm_decoder_enable());
         let d = g.hdm().decoder(0).unwrap();

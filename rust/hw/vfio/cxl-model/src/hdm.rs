@@ -28,6 +28,8 @@
 //!   (software is expected not to do it); the checks apply on commit only.
 //! - The DPA skip is stored but not checked against device capacity, which
 //!   this model does not know.
+//! - Global control is read-only while any decoder is locked: the decode
+//!   path is then fixed by the VMM, so the guest cannot disable it.
 
 use std::fmt;
 use std::ops::Range;
@@ -530,6 +532,14 @@ impl HdmDecoderBlock {
 
     fn write_dword(&mut self, offset: u64, value: u32) {
         if offset == HdmRegister::GlobalControl as u64 {
+            // While a decoder is locked the decode path is the VMM's (its
+            // memory stays mapped whatever the guest writes), so the enable
+            // that governs it is read-only too, where CXL 3.1 would leave
+            // it RW: the guest never sees a disabled decoder that still
+            // decodes.
+            if self.decoders.iter().any(|d| d.ctrl.locked()) {
+                return;
+            }
             // Poison on decode error is not supported (capability bit 0),
             // so only the enable bit is writable.
             let v = GlobalControl::from(value);
@@ -724,6 +734,19 @@ mod tests {
         assert_eq!(b.read(4, 4), 2);
         b.write(4, 4, 0);
         assert_eq!(b.read(4, 4), 0);
+    }
+
+    #[test]
+    fn global_control_read_only_while_a_decoder_is_locked() {
+        let mut b = block(1);
+        b.present_committed_locked(0, WIN.start, 0x1000_0000)
+            .unwrap();
+        assert!(b.global_control().hdm_decoder_enable());
+        b.write(4, 4, 0);
+        assert!(b.global_control().hdm_decoder_enable());
+        b.reset();
+        b.write(4, 4, 0b10);
+        assert!(b.global_control().hdm_decoder_enable());
     }
 
     #[test]
