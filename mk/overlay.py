@@ -44,10 +44,27 @@ def vfio_user_pci_struct_to_header(text):
     return new
 
 
+def replace_once(old, new):
+    def edit(text):
+        if text.count(old) != 1:
+            raise SystemExit(f"overlay: expected exactly one {old!r}; update mk/overlay.py")
+        return text.replace(old, new)
+    return edit
+
+
 EDITS = {
     "rust/hw/meson.build": [append_line("subdir('vfio')")],
     "rust/hw/Kconfig": [append_line("source vfio/Kconfig")],
     "hw/vfio-user/pci.c": [vfio_user_pci_struct_to_header],
+    "hw/vfio/meson.build": [append_line(
+        "system_ss.add(when: 'CONFIG_VFIO_CXL', if_true: files('cxl-topology.c'))")],
+    "meson.build": [replace_once(
+        "trace_events_subdirs = [\n",
+        "trace_events_subdirs = [\n  'rust/hw/vfio/cxl',\n")],
+    "tests/qtest/meson.build": [replace_once(
+        "qtests_x86_64 = qtests_i386\n",
+        "qtests_x86_64 = qtests_i386 + \\\n"
+        "  (config_all_devices.has_key('CONFIG_VFIO_CXL') ? ['vfio-cxl-test'] : [])\n")],
 }
 
 

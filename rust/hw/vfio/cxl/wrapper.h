@@ -23,6 +23,14 @@ typedef enum memory_order {
 #endif /* __CLANG_STDATOMIC_H */
 
 #include "qemu/osdep.h"
+#include "qemu/error-report.h"
 #include "hw/pci/pci_device.h"
 #include "hw/vfio/pci.h"
 #include "hw/vfio-user/pci.h"
+#include "hw/vfio/vfio-helpers.h"
+#include "hw/vfio/vfio-region.h"
+#include "hw/vfio/cxl-topology.h"
+#include "migration/blocker.h"
+#include "system/memory.h"
+#include "system/address-spaces.h"
+#include "system/reset.h"

@@ -2,39 +2,163 @@
 
 //! The `vfio-cxl` and `vfio-user-cxl` QOM types.
 //!
-//! Both types are thin: they only differ in their parent (kernel VFIO or
-//! vfio-user) and hand every hook to the same CXL implementation.
+//! Both types only differ in their parent (kernel VFIO or vfio-user); each
+//! holds the same state and hands every hook to [`Passthrough`].
 
-use std::ffi::CStr;
+use std::{
+    ffi::{c_void, CStr},
+    ptr::addr_of,
+};
 
+use bql::BqlRefCell;
+use common::uninit_field_mut;
+use cxl_model::{component::COMPONENT_BLOCK_SIZE, dvsec::DvsecWriteEffect};
 use hwcore::{DeviceImpl, DeviceState, ResettablePhasesImpl};
-use qom::{prelude::*, ObjectImpl, ParentField};
+use qom::{prelude::*, ObjectImpl, ParentField, ParentInit};
+use system::{hwaddr, MemoryRegion, MemoryRegionOps, MemoryRegionOpsBuilder};
 use util::Result;
 
-use crate::pci_class::{VfioCxlClass, VfioPci, VfioPciDevice, VfioSubclassImpl, VfioUserPci};
+use crate::{
+    bindings,
+    passthrough::{DeviceRefs, Passthrough},
+    pci_class::{VfioCxlClass, VfioPci, VfioPciDevice, VfioSubclassImpl, VfioUserPci},
+};
 
-/// A CXL Type-2 accelerator passed through kernel VFIO (`host=`,
-/// `sysfsdev=`, `fd=` as for `vfio-pci`).
-#[repr(C)]
-#[derive(qom::Object, hwcore::Device)]
-pub struct VfioCxl {
-    parent_obj: ParentField<VfioPci>,
+/// The CXL state every instance carries, whichever its parent.
+pub struct CxlState {
+    cxl: BqlRefCell<Option<Passthrough>>,
 }
 
-/// A CXL Type-2 accelerator served over a vfio-user socket (`socket=` as
-/// for `vfio-user-pci`).
-#[repr(C)]
-#[derive(qom::Object, hwcore::Device)]
-pub struct VfioUserCxl {
-    parent_obj: ParentField<VfioUserPci>,
-}
+impl CxlState {
+    const fn new() -> Self {
+        CxlState {
+            cxl: BqlRefCell::new(None),
+        }
+    }
 
-qom_isa!(VfioCxl: VfioPci, VfioPciDevice, DeviceState, Object);
-qom_isa!(VfioUserCxl: VfioUserPci, VfioPciDevice, DeviceState, Object);
+    fn realize(&self, refs: &DeviceRefs) -> Result<()> {
+        // SAFETY: refs describe the device being realized, which drops the
+        // passthrough in unrealize, before it is finalized.
+        let passthrough = unsafe { Passthrough::realize(refs)? };
+        *self.cxl.borrow_mut() = Some(passthrough);
+        Ok(())
+    }
+
+    fn unrealize(&self) {
+        self.cxl.borrow_mut().take();
+    }
+
+    fn reset(&self) {
+        if let Some(passthrough) = self.cxl.borrow_mut().as_mut() {
+            if let Err(e) = passthrough.reset_to_boot() {
+                report_error(&e.to_string());
+            }
+        }
+    }
+
+    fn program_host_bridge(&self) {
+        if let Some(passthrough) = self.cxl.borrow().as_ref() {
+            passthrough.program_host_bridge();
+        }
+    }
+
+    fn component_read(&self, addr: hwaddr, size: u32) -> u64 {
+        match self.cxl.borrow().as_ref() {
+            Some(passthrough) => passthrough.component_read(addr, size),
+            None => u64::MAX,
+        }
+    }
+
+    fn component_write(&self, addr: hwaddr, value: u64, size: u32) {
+        if let Some(passthrough) = self.cxl.borrow_mut().as_mut() {
+            passthrough.component_write(addr, size, value);
+        }
+    }
+
+    /// Config reads: the CXL Device DVSEC is emulated, the rest (and the
+    /// DVSEC's headers) is vfio-pci's.  Accesses straddling the DVSEC's
+    /// edge are split into bytes.
+    fn config_read(&self, addr: u32, len: u32, parent: &dyn Fn(u32, u32) -> u32) -> u32 {
+        let cxl = self.cxl.borrow();
+        let Some(passthrough) = cxl.as_ref() else {
+            return parent(addr, len);
+        };
+        let range = passthrough.dvsec_range();
+        if addr + len <= range.start || addr >= range.end {
+            return parent(addr, len);
+        }
+        if addr >= range.start && addr + len <= range.end {
+            if let Some(value) = passthrough.dvsec_read(addr, len) {
+                return value;
+            }
+        }
+        (0..len).fold(0, |value, i| {
+            let a = addr + i;
+            let byte = if range.contains(&a) {
+                passthrough.dvsec_read(a, 1).unwrap_or_else(|| parent(a, 1))
+            } else {
+                parent(a, 1)
+            };
+            value | ((byte & 0xff) << (8 * i))
+        })
+    }
+
+    /// Config writes: nothing inside the CXL Device DVSEC reaches the host
+    /// (vfio-pci would forward it before updating its own copy).
+    fn config_write(&self, addr: u32, value: u32, len: u32, parent: &dyn Fn(u32, u32, u32)) {
+        let mut cxl = self.cxl.borrow_mut();
+        let Some(passthrough) = cxl.as_mut() else {
+            drop(cxl);
+            return parent(addr, value, len);
+        };
+        let range = passthrough.dvsec_range().clone();
+        if addr + len <= range.start || addr >= range.end {
+            drop(cxl);
+            return parent(addr, value, len);
+        }
+        let effect = if addr >= range.start && addr + len <= range.end {
+            passthrough.dvsec_write(addr, value, len)
+        } else {
+            let mut effect = DvsecWriteEffect::None;
+            for i in 0..len {
+                let (a, byte) = (addr + i, (value >> (8 * i)) & 0xff);
+                if range.contains(&a) {
+                    let e = passthrough.dvsec_write(a, byte, 1);
+                    if e != DvsecWriteEffect::None {
+                        effect = e;
+                    }
+                } else {
+                    parent(a, byte, 1);
+                }
+            }
+            effect
+        };
+        if effect != DvsecWriteEffect::None {
+            report_error(&format!(
+                "{}: {effect:?} through the CXL DVSEC is not supported yet; ignored",
+                passthrough.name()
+            ));
+        }
+    }
+}
 
 /// Declares one QOM type over a VFIO parent.
 macro_rules! vfio_cxl_type {
-    ($ty:ident, $parent:ty, $name:expr, $desc:expr) => {
+    ($ty:ident, $parent:ty, $name:expr, $desc:expr, $kernel:expr) => {
+        #[repr(C)]
+        #[derive(qom::Object, hwcore::Device)]
+        pub struct $ty {
+            parent_obj: ParentField<$parent>,
+            /// Index of the CXL fixed memory window to place the device
+            /// memory in; -1 picks the only window of the host bridge.
+            #[property(rename = "cxl-fmw", default = (-1i32))]
+            fmw: i32,
+            component_mr: MemoryRegion,
+            state: CxlState,
+        }
+
+        qom_isa!($ty: $parent, VfioPciDevice, DeviceState, Object);
+
         // SAFETY: $ty is repr(C), starts with ParentField<$parent>, and its
         // class struct VfioCxlClass starts with the parent's PCIDeviceClass.
         unsafe impl ObjectType for $ty {
@@ -44,37 +168,145 @@ macro_rules! vfio_cxl_type {
 
         impl ObjectImpl for $ty {
             type ParentType = $parent;
+            const INSTANCE_INIT: Option<unsafe fn(ParentInit<Self>)> = Some(Self::init);
             const CLASS_INIT: fn(&mut Self::Class) = Self::Class::class_init::<Self>;
         }
 
         impl DeviceImpl for $ty {}
         impl ResettablePhasesImpl for $ty {}
 
+        impl $ty {
+            /// # Safety
+            ///
+            /// Called by QOM on a freshly allocated instance.
+            unsafe fn init(mut this: ParentInit<Self>) {
+                static OPS: MemoryRegionOps<$ty> = MemoryRegionOpsBuilder::<$ty>::new()
+                    .read(&|dev: &$ty, addr, size| dev.state.component_read(addr, size))
+                    .write(&|dev: &$ty, addr, value, size| {
+                        dev.state.component_write(addr, value, size)
+                    })
+                    .little_endian()
+                    .valid_sizes(1, 8)
+                    .impl_sizes(1, 8)
+                    .build();
+                MemoryRegion::init_io(
+                    &mut uninit_field_mut!(*this, component_mr),
+                    &OPS,
+                    "vfio-cxl-component-block",
+                    COMPONENT_BLOCK_SIZE,
+                );
+                uninit_field_mut!(*this, state).write(CxlState::new());
+            }
+
+            fn refs(&self) -> DeviceRefs {
+                // SAFETY: the pointer is only handed to QEMU functions that
+                // take the device as their owner or VFIO device.
+                let obj = unsafe { self.as_object_mut_ptr() };
+                // SAFETY: a realized device's id, if any, is a C string.
+                let id = unsafe {
+                    let id = (*self.upcast::<DeviceState>().as_ptr()).id;
+                    (!id.is_null()).then(|| CStr::from_ptr(id).to_string_lossy().into_owned())
+                };
+                let name = match id {
+                    Some(id) => format!("{} '{id}'", $name.to_string_lossy()),
+                    None => $name.to_string_lossy().into_owned(),
+                };
+                DeviceRefs {
+                    name,
+                    owner: obj.cast(),
+                    vdev: obj.cast::<bindings::VFIOPCIDevice>(),
+                    component_mr: addr_of!(self.component_mr).cast_mut().cast(),
+                    requested_window: usize::try_from(self.fmw).ok(),
+                    kernel_vfio: $kernel,
+                }
+            }
+        }
+
         impl VfioSubclassImpl for $ty {
             const DESCRIPTION: &'static CStr = $desc;
 
             fn realize_after_parent(&self) -> Result<()> {
+                self.state.realize(&self.refs())?;
+                // SAFETY: unregistered in exit_before_parent, before the
+                // device can go away.
+                unsafe {
+                    bindings::qemu_register_reset(Some(host_bridge_reset::<$ty>), self.opaque());
+                }
                 Ok(())
             }
 
-            fn exit_before_parent(&self) {}
+            fn exit_before_parent(&self) {
+                // SAFETY: registered by realize_after_parent.
+                unsafe {
+                    bindings::qemu_unregister_reset(Some(host_bridge_reset::<$ty>), self.opaque());
+                }
+                self.state.unrealize();
+            }
 
             fn reset_before_parent(&self) {}
 
-            fn reset_after_parent(&self) {}
+            fn reset_after_parent(&self) {
+                self.state.reset();
+            }
+
+            fn config_read(&self, addr: u32, len: u32, parent: &dyn Fn(u32, u32) -> u32) -> u32 {
+                self.state.config_read(addr, len, parent)
+            }
+
+            fn config_write(&self, addr: u32, value: u32, len: u32, parent: &dyn Fn(u32, u32, u32)) {
+                self.state.config_write(addr, value, len, parent)
+            }
+        }
+
+        impl HasCxlState for $ty {
+            fn cxl_state(&self) -> &CxlState {
+                &self.state
+            }
         }
     };
+}
+
+/// `error_report()`: print a message to QEMU's error output.
+fn report_error(msg: &str) {
+    let msg = std::ffi::CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    // SAFETY: a "%s" format with one NUL-terminated string argument.
+    unsafe {
+        bindings::error_report(c"%s".as_ptr(), msg.as_ptr());
+    }
+}
+
+trait HasCxlState {
+    fn cxl_state(&self) -> &CxlState;
+
+    fn opaque(&self) -> *mut c_void {
+        let this: *const Self = self;
+        this.cast_mut().cast()
+    }
+}
+
+/// A system reset clears the host bridge's registers after the devices
+/// below it were reset; this runs after the whole device tree.
+///
+/// # Safety
+///
+/// `opaque` is the realized device that registered the handler.
+unsafe extern "C" fn host_bridge_reset<T: HasCxlState>(opaque: *mut c_void) {
+    // SAFETY: per the contract.
+    let dev = unsafe { &*opaque.cast::<T>() };
+    dev.cxl_state().program_host_bridge();
 }
 
 vfio_cxl_type!(
     VfioCxl,
     VfioPci,
     crate::TYPE_VFIO_CXL,
-    c"CXL Type-2 accelerator assignment through VFIO"
+    c"CXL Type-2 accelerator assignment through VFIO",
+    true
 );
 vfio_cxl_type!(
     VfioUserCxl,
     VfioUserPci,
     crate::TYPE_VFIO_USER_CXL,
-    c"CXL Type-2 accelerator assignment over a vfio-user socket"
+    c"CXL Type-2 accelerator assignment over a vfio-user socket",
+    false
 );

@@ -8,7 +8,11 @@
 
 mod bindings;
 mod device;
+mod host;
+mod memory;
+mod passthrough;
 mod pci_class;
+mod topology;
 
 pub const TYPE_VFIO_CXL: &::std::ffi::CStr = c"vfio-cxl";
 pub const TYPE_VFIO_USER_CXL: &::std::ffi::CStr = c"vfio-user-cxl";

@@ -11,7 +11,7 @@
 //! what registers the function on its bus before calling the PCI realize.
 
 use std::{
-    ffi::CStr,
+    ffi::{c_int, CStr},
     ptr::{null_mut, NonNull},
 };
 
@@ -80,6 +80,8 @@ qom_isa!(VfioUserPci: VfioPciDevice, DeviceState, Object);
 type PciRealizeFn = unsafe extern "C" fn(*mut bindings::PCIDevice, *mut *mut util::bindings::Error);
 type PciExitFn = unsafe extern "C" fn(*mut bindings::PCIDevice);
 type DeviceResetFn = unsafe extern "C" fn(*mut hwcore::bindings::DeviceState);
+type ConfigReadFn = unsafe extern "C" fn(*mut bindings::PCIDevice, u32, c_int) -> u32;
+type ConfigWriteFn = unsafe extern "C" fn(*mut bindings::PCIDevice, u32, u32, c_int);
 
 /// Class struct of the Rust VFIO subclasses: the parent's `PCIDeviceClass`
 /// followed by the parent methods that the trampolines chain to.
@@ -89,6 +91,8 @@ pub struct VfioCxlClass {
     parent_realize: Option<PciRealizeFn>,
     parent_exit: Option<PciExitFn>,
     parent_reset: Option<DeviceResetFn>,
+    parent_config_read: Option<ConfigReadFn>,
+    parent_config_write: Option<ConfigWriteFn>,
 }
 
 /// The hooks a Rust VFIO subclass adds around its parent's.
@@ -107,15 +111,27 @@ pub trait VfioSubclassImpl: DeviceImpl + IsA<VfioPciDevice> {
     /// parent's reset (which resets the host device), then `after`.
     fn reset_before_parent(&self);
     fn reset_after_parent(&self);
+
+    /// Config space read; `parent(addr, len)` reads through vfio-pci.
+    fn config_read(&self, addr: u32, len: u32, parent: &dyn Fn(u32, u32) -> u32) -> u32;
+
+    /// Config space write; `parent(addr, value, len)` writes through
+    /// vfio-pci (and so to the host).
+    fn config_write(&self, addr: u32, value: u32, len: u32, parent: &dyn Fn(u32, u32, u32));
 }
 
 impl VfioCxlClass {
     /// Save the parent's methods and install the Rust trampolines.
     pub fn class_init<T: VfioSubclassImpl>(&mut self) {
+        check_layout();
         self.parent_realize = self.parent_class.realize;
         self.parent_class.realize = Some(rust_realize::<T>);
         self.parent_exit = self.parent_class.exit;
         self.parent_class.exit = Some(rust_exit::<T>);
+        self.parent_config_read = self.parent_class.config_read;
+        self.parent_class.config_read = Some(rust_config_read::<T>);
+        self.parent_config_write = self.parent_class.config_write;
+        self.parent_class.config_write = Some(rust_config_write::<T>);
         self.parent_reset = self.parent_class.parent_class.legacy_reset;
         // SAFETY: the DeviceClass is being initialized by QOM; replacing its
         // legacy reset is what device_class_set_legacy_reset is for.
@@ -212,4 +228,101 @@ unsafe extern "C" fn rust_reset<T: VfioSubclassImpl>(dev: *mut hwcore::bindings:
         }
     }
     state.reset_after_parent();
+}
+
+/// # Safety
+///
+/// Called by the PCI core with a valid `T` instance.
+unsafe extern "C" fn rust_config_read<T: VfioSubclassImpl>(
+    pdev: *mut bindings::PCIDevice,
+    addr: u32,
+    len: c_int,
+) -> u32 {
+    // SAFETY: pdev is an instance of T, whose class is a VfioCxlClass.
+    let (state, class) = unsafe {
+        (
+            NonNull::new(pdev).unwrap().cast::<T>().as_ref(),
+            class_of(pdev.cast()),
+        )
+    };
+    let parent = |a: u32, l: u32| match class.parent_config_read {
+        // SAFETY: chaining to the C parent for the same device.
+        Some(read) => unsafe { read(pdev, a, c_int::try_from(l).unwrap_or(4)) },
+        None => u32::MAX,
+    };
+    state.config_read(addr, u32::try_from(len).unwrap_or(4), &parent)
+}
+
+/// # Safety
+///
+/// Called by the PCI core with a valid `T` instance.
+unsafe extern "C" fn rust_config_write<T: VfioSubclassImpl>(
+    pdev: *mut bindings::PCIDevice,
+    addr: u32,
+    value: u32,
+    len: c_int,
+) {
+    // SAFETY: pdev is an instance of T, whose class is a VfioCxlClass.
+    let (state, class) = unsafe {
+        (
+            NonNull::new(pdev).unwrap().cast::<T>().as_ref(),
+            class_of(pdev.cast()),
+        )
+    };
+    let parent = |a: u32, v: u32, l: u32| {
+        if let Some(write) = class.parent_config_write {
+            // SAFETY: chaining to the C parent for the same device.
+            unsafe {
+                write(pdev, a, v, c_int::try_from(l).unwrap_or(4));
+            }
+        }
+    };
+    state.config_write(addr, value, u32::try_from(len).unwrap_or(4), &parent);
+}
+
+/// Stop at type registration if the bindings disagree with the C compiler
+/// about the structures this crate embeds or indexes: every access through
+/// them would be wrong.  (bindgen 0.72 and 0.73 mis-pad structs holding a
+/// 16-aligned `Int128`, such as `MemoryRegion`.)
+fn check_layout() {
+    use std::mem::{offset_of, size_of};
+
+    let mut c = bindings::VFIOCXLLayout::default();
+    // SAFETY: fills the struct it is given.
+    unsafe {
+        bindings::vfio_cxl_get_layout(&mut c);
+    }
+    let names = [
+        "sizeof(MemoryRegion)",
+        "sizeof(PCIDevice)",
+        "sizeof(VFIOPCIDevice)",
+        "sizeof(VFIOUserPCIDevice)",
+        "offsetof(VFIOPCIDevice, vbasedev)",
+        "offsetof(VFIOPCIDevice, bars)",
+        "sizeof(VFIORegion)",
+    ];
+    let from_c = [
+        c.memory_region_size,
+        c.pci_device_size,
+        c.vfio_pci_device_size,
+        c.vfio_user_pci_device_size,
+        c.vbasedev_offset,
+        c.bars_offset,
+        c.vfio_region_size,
+    ];
+    let from_rust = [
+        size_of::<system::bindings::MemoryRegion>(),
+        size_of::<bindings::PCIDevice>(),
+        size_of::<bindings::VFIOPCIDevice>(),
+        size_of::<bindings::VFIOUserPCIDevice>(),
+        offset_of!(bindings::VFIOPCIDevice, vbasedev),
+        offset_of!(bindings::VFIOPCIDevice, bars),
+        size_of::<bindings::VFIORegion>(),
+    ];
+    for ((name, in_c), in_rust) in names.iter().zip(from_c).zip(from_rust) {
+        assert!(
+            in_c == in_rust,
+            "vfio-cxl: the Rust bindings disagree with C on {name}: {in_rust} vs {in_c}"
+        );
+    }
 }

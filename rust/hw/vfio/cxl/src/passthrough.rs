@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+
+//! The CXL side of a passed-through Type-2 device: what realize finds and
+//! sets up, what the guest sees (component block, DVSEC, memory), and what
+//! unrealize takes down again.  Decisions come from `cxl_model`; this file
+//! applies them to QEMU.
+
+use std::{ops::Range, sync::Mutex};
+
+use cxl_model::{
+    discovery::{self, HostLayout},
+    dvsec::{DvsecWriteEffect, GuestDeviceDvsec},
+    guest_component::GuestComponentBlock,
+    uapi::{self, VFIO_REGION_SUBTYPE_CXL_COMP_REGS, VFIO_REGION_TYPE_CXL},
+    window::{self, ChosenWindow},
+};
+use system::bindings::MemoryRegion;
+use util::{Error, Result};
+
+use crate::{
+    bindings,
+    host::VfioHost,
+    memory::{ComponentOverlay, MappedMemory},
+    topology::{self, CxlPort},
+};
+
+::trace::include_trace!("rust_hw_vfio_cxl");
+
+/// Where the CXL Device DVSEC's emulated registers start: the extended
+/// capability header and the two DVSEC headers before it stay vfio-pci's.
+const DVSEC_EMULATED_FROM: u16 = 0x0A;
+
+/// Windows taken by a realized device, so that two devices never share
+/// one (the BQL serializes realize, the mutex keeps this safe Rust).
+static WINDOWS_IN_USE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// What realize needs to know about the device it works for.
+pub struct DeviceRefs {
+    /// `"<type> '<id>'"`, for messages.
+    pub name: String,
+    pub owner: *mut qom::bindings::Object,
+    pub vdev: *mut bindings::VFIOPCIDevice,
+    pub component_mr: *mut MemoryRegion,
+    /// The `cxl-fmw` property, if set.
+    pub requested_window: Option<usize>,
+    /// Kernel VFIO (device-info capability available) or vfio-user.
+    pub kernel_vfio: bool,
+}
+
+/// A realized CXL passthrough.  Dropping it removes every mapping and
+/// overlay and frees the window.
+pub struct Passthrough {
+    name: String,
+    host: VfioHost,
+    layout: HostLayout,
+    window: ChosenWindow,
+    port: CxlPort,
+    guest: GuestComponentBlock,
+    dvsec: GuestDeviceDvsec,
+    dvsec_range: Range<u32>,
+    // Dropped in this order: the guest loses the overlay and the mapping
+    // before migration is allowed again.
+    component: Option<ComponentOverlay>,
+    memory: Option<MappedMemory>,
+    _migration_blocker: MigrationBlocker,
+}
+
+impl Passthrough {
+    /// Find the host's CXL resources, choose the guest address and make
+    /// the device's memory and registers visible there.
+    ///
+    /// # Safety
+    ///
+    /// The pointers in `dev` must be the realized device, which must drop
+    /// the result before it is finalized.
+    pub unsafe fn realize(dev: &DeviceRefs) -> Result<Self> {
+        let refuse = |msg: String| {
+            trace::trace_vfio_cxl_refused(&std::ffi::CString::new(msg.clone()).unwrap_or_default());
+            Error::format(format_args!("{}: {msg}", dev.name))
+        };
+
+        // SAFETY: dev.vdev is realized (contract).
+        let host = unsafe { VfioHost::new(dev.vdev) };
+        let regions = host.region_descs().map_err(refuse)?;
+        let config = host
+            .config_space()
+            .map_err(|e| refuse(format!("cannot read config space (error {e})")))?;
+        let info = if dev.kernel_vfio {
+            host.kernel_device_info_bytes()
+                .map(|bytes| uapi::device_info_cxl(&bytes))
+                .transpose()
+                .map_err(|e| refuse(format!("the CXL device-info capability is invalid: {e}")))?
+                .flatten()
+        } else {
+            None
+        };
+        let comp_regs = regions
+            .iter()
+            .find(|r| r.cap_type == Some((VFIO_REGION_TYPE_CXL, VFIO_REGION_SUBTYPE_CXL_COMP_REGS)))
+            .map(|r| r.index);
+        let layout = discovery::discover(&regions, &config, info.as_ref(), &mut |offset| {
+            let index = comp_regs.ok_or_else(|| "no COMP_REGS region".to_string())?;
+            host.read32(index, offset)
+                .map_err(|e| std::io::Error::from_raw_os_error(e).to_string())
+        })
+        .map_err(|e| refuse(e.to_string()))?;
+        trace::trace_vfio_cxl_discovered(
+            layout.memory_region,
+            layout.memory_size,
+            layout.comp_regs_region,
+            layout.comp_regs_size,
+            layout.component_bar,
+            layout.component_offset,
+            layout.hdm_offset,
+        );
+
+        // SAFETY: the device is plugged into a bus once its parent realized.
+        let port = unsafe { CxlPort::of(dev.vdev.cast()) }
+            .map_err(|e| Error::format(format_args!("{}: {e}", dev.name)))?;
+        let windows = topology::fixed_windows();
+        let in_use = WINDOWS_IN_USE.lock().unwrap().clone();
+        let window = window::choose_window(
+            &windows,
+            &port.host_bridge_id,
+            dev.requested_window,
+            layout.memory_size,
+            &in_use,
+        )
+        .map_err(|e| refuse(e.to_string()))?;
+        trace::trace_vfio_cxl_window(
+            i32::try_from(window.index).unwrap_or(-1),
+            window.base,
+            window.size,
+            port.port_number,
+        );
+
+        let guest =
+            GuestComponentBlock::new(&layout, window.base, layout.memory_size, window.range())
+                .map_err(|e| refuse(format!("cannot present HDM decoder 0: {e}")))?;
+        let dvsec = GuestDeviceDvsec::new(&layout.device_dvsec, window.base, layout.memory_size);
+        let dvsec_start = u32::from(layout.device_dvsec_offset);
+        let dvsec_len = dvsec_length(&config, layout.device_dvsec_offset);
+        let migration_blocker = MigrationBlocker::add(&dev.name)?;
+
+        let mut this = Passthrough {
+            name: dev.name.clone(),
+            host,
+            layout,
+            window,
+            port,
+            guest,
+            dvsec,
+            dvsec_range: dvsec_start..dvsec_start + dvsec_len,
+            component: None,
+            memory: None,
+            _migration_blocker: migration_blocker,
+        };
+        this.write_host_base()?;
+        // SAFETY: per this function's contract.
+        unsafe {
+            let vbasedev = std::ptr::addr_of_mut!((*dev.vdev).vbasedev);
+            this.memory = Some(
+                MappedMemory::map(
+                    dev.owner,
+                    vbasedev,
+                    this.layout.memory_region,
+                    this.window.base,
+                )
+                .map_err(|e| Error::format(format_args!("{}: {e}", dev.name)))?,
+            );
+            let bar = usize::from(this.layout.component_bar);
+            let bar_mr = (*dev.vdev).bars[bar].region.mem.cast::<MemoryRegion>();
+            this.component = Some(ComponentOverlay::add(
+                bar_mr,
+                this.layout.component_offset,
+                dev.component_mr,
+            )?);
+        }
+        trace::trace_vfio_cxl_mapped(this.window.base, this.layout.memory_size);
+        this.program_host_bridge();
+        WINDOWS_IN_USE.lock().unwrap().push(this.window.index);
+        Ok(this)
+    }
+
+    /// uAPI v2 zeroes the host decoder's BASE at open and after reset and
+    /// expects the VMM to write the guest address there.
+    fn write_host_base(&self) -> Result<()> {
+        if let Some(writes) = self.layout.host_base_writes(self.window.base) {
+            for (offset, value) in writes {
+                self.host
+                    .write32(self.layout.comp_regs_region, offset, value)
+                    .map_err(|e| {
+                        Error::format(format_args!(
+                            "{}: cannot write the guest base into COMP_REGS at {offset:#x} (error {e})",
+                            self.name
+                        ))
+                    })?;
+            }
+            trace::trace_vfio_cxl_host_base(self.window.base);
+        }
+        Ok(())
+    }
+
+    /// Commit the host bridge's decoder 0 over the window, if the host
+    /// bridge has decoders (a single-root-port host bridge normally decodes
+    /// in passthrough mode).  Called again after every system reset, which
+    /// clears the host bridge's registers.
+    pub fn program_host_bridge(&self) {
+        let decoder = window::host_bridge_decoder(
+            &self.window,
+            self.layout.memory_size,
+            self.port.port_number,
+        );
+        let programmed = self.port.write_host_bridge_hdm(&decoder.registers());
+        trace::trace_vfio_cxl_host_bridge_decoder(decoder.base, decoder.size, programmed);
+    }
+
+    /// Return the CXL state the guest sees to what it is at boot, after a
+    /// reset that the CXL specification says resets CXL.mem state.
+    pub fn reset_to_boot(&mut self) -> Result<()> {
+        self.guest.reset_to_boot();
+        self.dvsec.reset();
+        self.write_host_base()
+    }
+
+    /// `"<type> '<id>'"`, for messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Guest read of the component block.
+    pub fn component_read(&self, offset: u64, size: u32) -> u64 {
+        let comp_regs = self.layout.comp_regs_region;
+        let value = self.guest.read_via(offset, size, &mut |region_offset| {
+            self.host
+                .read32(comp_regs, region_offset)
+                .unwrap_or(u32::MAX)
+        });
+        trace::trace_vfio_cxl_component_read(offset, size, value);
+        value
+    }
+
+    /// Guest write to the component block.
+    pub fn component_write(&mut self, offset: u64, size: u32, value: u64) {
+        trace::trace_vfio_cxl_component_write(offset, size, value);
+        let comp_regs = self.layout.comp_regs_region;
+        let host = &self.host;
+        self.guest
+            .write_via(offset, size, value, &mut |region_offset, dword| {
+                // The host shadow may drop the write; that is its right.
+                let _ = host.write32(comp_regs, region_offset, dword);
+            });
+    }
+
+    /// The config-space bytes the device emulates (the CXL Device DVSEC).
+    pub const fn dvsec_range(&self) -> &Range<u32> {
+        &self.dvsec_range
+    }
+
+    /// Guest read inside the DVSEC; `None` for the headers, which stay
+    /// vfio-pci's.
+    pub fn dvsec_read(&self, addr: u32, len: u32) -> Option<u32> {
+        let offset = self.dvsec_offset(addr)?;
+        Some(self.dvsec.read(offset, len))
+    }
+
+    /// Guest write inside the DVSEC: never forwarded to the host.
+    pub fn dvsec_write(&mut self, addr: u32, value: u32, len: u32) -> DvsecWriteEffect {
+        trace::trace_vfio_cxl_dvsec_write(addr - self.dvsec_range.start, len, value);
+        match self.dvsec_offset(addr) {
+            Some(offset) => self.dvsec.write(offset, len, value),
+            None => DvsecWriteEffect::None,
+        }
+    }
+
+    fn dvsec_offset(&self, addr: u32) -> Option<u16> {
+        let offset = u16::try_from(addr.checked_sub(self.dvsec_range.start)?).ok()?;
+        (offset >= DVSEC_EMULATED_FROM).then_some(offset)
+    }
+}
+
+impl Drop for Passthrough {
+    fn drop(&mut self) {
+        self.component = None;
+        self.memory = None;
+        trace::trace_vfio_cxl_unmapped(self.window.base);
+        WINDOWS_IN_USE
+            .lock()
+            .unwrap()
+            .retain(|&index| index != self.window.index);
+    }
+}
+
+/// Length of the DVSEC at `offset` of `config`, from DVSEC header 1.
+fn dvsec_length(config: &[u8], offset: u16) -> u32 {
+    let at = usize::from(offset) + 4;
+    config
+        .get(at..at + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) >> 20)
+        .unwrap_or_else(|| u32::from(cxl_model::dvsec::DEVICE_DVSEC_LENGTH))
+}
+
+/// Migration is refused while the device exists: neither its memory nor
+/// the host's HDM state can be moved.
+struct MigrationBlocker(*mut util::bindings::Error);
+
+impl MigrationBlocker {
+    fn add(name: &str) -> Result<Self> {
+        use foreign::CloneToForeign;
+        let reason = Error::format(format_args!(
+            "{name}: a passed-through CXL Type-2 device cannot be migrated \
+             (its device memory and HDM decoder state stay on the host)"
+        ));
+        let mut blocker = reason.clone_to_foreign_ptr();
+        // SAFETY: blocker is a fresh Error; on failure QEMU frees it and
+        // sets it to NULL.
+        unsafe {
+            Error::with_errp(|errp| bindings::migrate_add_blocker(&mut blocker, errp))?;
+        }
+        Ok(MigrationBlocker(blocker))
+    }
+}
+
+impl Drop for MigrationBlocker {
+    fn drop(&mut self) {
+        // SAFETY: the blocker was added by add(); this frees it.
+        unsafe { bindings::migrate_del_blocker(&mut self.0) }
+    }
+}

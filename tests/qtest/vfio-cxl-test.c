@@ -1,0 +1,1420 @@
+/*
+ * QTest for vfio-user-cxl, the CXL Type-2 passthrough device, against the
+ * vfio-user-cxl-sim simulated accelerator.
+ *
+ * Set VFIO_CXL_SIM to the simulator binary; without it every test is
+ * skipped, or fails if VFIO_CXL_REQUIRE_SIM=1.
+ *
+ * No firmware runs under qtest, so the test plays the guest's part: it
+ * enables q35's ECAM window, numbers the buses below the CXL root port,
+ * places BAR 0 of the device and reads the CXL registers the way a guest
+ * driver would.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include "libqtest.h"
+#include "qapi/error.h"
+#include "qemu/bswap.h"
+#include "qobject/qdict.h"
+#include "qobject/qjson.h"
+#include "qobject/qstring.h"
+#ifdef CONFIG_LINUX
+#include <sys/prctl.h>
+#endif
+
+/*
+ * Fails the test with a formatted message.  Unlike g_error() this aborts,
+ * so that the abort hooks stop QEMU and the simulator.
+ */
+#define fail_test(...) do {                                             \
+        g_autofree char *fail_msg_ = g_strdup_printf(__VA_ARGS__);      \
+        g_assertion_message(G_LOG_DOMAIN, __FILE__, __LINE__, G_STRFUNC, \
+                            fail_msg_);                                 \
+        abort();                                                        \
+    } while (0)
+
+/* Where the test puts q35's ECAM window (MCH PCIEXBAR). */
+#define ECAM_BASE           0xb0000000ULL
+#define MCH_PCIEXBAR        0x60
+
+/* Bus of the pxb-cxl root bus (its bus_nr) and of the root port's link. */
+#define RP_BUS              12
+#define DEV_BUS             13
+
+/* Guest addresses the test assigns; q35 routes them to PCI. */
+#define RP_WINDOW_BASE      0xc0000000ULL
+#define RP_WINDOW_LIMIT     0xc00fffffULL
+#define DEV_BAR0_ADDR       0xc0000000ULL
+#define RP_BAR0_ADDR        0xc0100000ULL
+
+/* Simulated device identity. */
+#define SIM_VENDOR_ID       0x1234u
+#define SIM_DEVICE_ID       0xc202u
+
+/* PCI config space. */
+#define CFG_COMMAND         0x04
+#define CFG_CMD_MEM         0x0002
+#define CFG_CMD_MASTER      0x0004
+#define CFG_CAP_PTR         0x34
+#define CFG_BAR0            0x10
+#define CFG_BAR1            0x14
+#define CFG_BUS_NUMBERS     0x18
+#define CFG_MEM_BASE        0x20
+#define CFG_PREF_BASE       0x24
+#define CFG_PREF_BASE_HI    0x28
+#define CFG_PREF_LIMIT_HI   0x2c
+#define BAR_MEM_TYPE_64     0x4
+#define BAR_PREFETCH        0x8
+#define CAP_ID_EXP          0x10
+#define EXP_SLTCAP          0x14
+#define EXP_SLTCAP_HPC      (1u << 6)
+#define EXP_SLTCTL          0x18
+#define EXP_SLTCTL_PIC_MASK (3u << 8)
+#define EXP_SLTCTL_PIC_ON   (1u << 8)
+#define EXP_SLTCTL_PIC_OFF  (3u << 8)
+#define EXP_SLTCTL_PCC      (1u << 10)
+#define EXT_CAP_START       0x100
+#define EXT_CAP_ID_DVSEC    0x23
+
+/* CXL DVSECs. */
+#define CXL_VENDOR_ID       0x1e98
+#define DVSEC_ID_DEVICE     0
+#define DVSEC_ID_REGLOC     8
+#define DVSEC_CAPABILITY    0x0a
+#define DVSEC_CONTROL       0x0c
+#define DVSEC_CTRL_MEM_EN   (1u << 2)
+#define DVSEC_LOCK          0x14
+#define DVSEC_LOCK_CONFIG   (1u << 0)
+#define DVSEC_R1_SIZE_HI    0x18
+#define DVSEC_R1_SIZE_LO    0x1c
+#define DVSEC_R1_INFO_VALID (1u << 0)
+#define DVSEC_R1_ACTIVE     (1u << 1)
+#define DVSEC_R1_BASE_HI    0x20
+#define DVSEC_R1_BASE_LO    0x24
+#define REGLOC_ENTRIES      0x0c
+#define REGLOC_BLOCK_COMP   1
+
+/* Component register block. */
+#define COMP_BLOCK_SIZE     0x10000
+#define CAP_ARRAY_OFFSET    0x1000
+#define CXL_CAP_ID_CXL      1
+#define CXL_CAP_ID_HDM      5
+#define HDM_CAP             0x00
+#define HDM_GLOBAL_CTRL     0x04
+#define HDM_GLOBAL_ENABLE   (1u << 1)
+#define HDM_D0_BASE_LO      0x10
+#define HDM_D0_BASE_HI      0x14
+#define HDM_D0_SIZE_LO      0x18
+#define HDM_D0_SIZE_HI      0x1c
+#define HDM_D0_CTRL         0x20
+#define HDM_CTRL_LOCK       (1u << 8)
+#define HDM_CTRL_COMMIT     (1u << 9)
+#define HDM_CTRL_COMMITTED  (1u << 10)
+#define HDM_CTRL_ERR        (1u << 11)
+#define ADDR_LO_MASK        0xf0000000u
+
+/*
+ * Decoder 0 of the simulator's COMP_REGS shadow, as an offset in the
+ * component block (capability array 0x1000, HDM structure at 0x100 from
+ * it, decoder 0 at 0x10 from that).  The v3 region starts at block offset
+ * 0, the v2 region at the capability array.
+ */
+#define HOST_D0_BLOCK       0x1110
+#define HOST_D0_BASE_LO     (HOST_D0_BLOCK + 0x0)
+#define HOST_D0_BASE_HI     (HOST_D0_BLOCK + 0x4)
+#define HOST_D0_CTRL        (HOST_D0_BLOCK + 0x10)
+
+#define MiB                 (1024ULL * 1024)
+#define GiB                 (1024 * MiB)
+
+#define SIM_START_TIMEOUT_MS    20000
+#define QEMU_EXIT_TIMEOUT_MS    60000
+#define CTL_TIMEOUT_S           20
+
+typedef struct Sim {
+    char *dir;
+    char *sock;
+    char *ctl;
+    char *mem;
+    uint64_t mem_size;
+    GPid pid;
+    int out_fd;
+    bool running;
+} Sim;
+
+/* -------------------------------------------------------------------- */
+/* Simulator process                                                     */
+/* -------------------------------------------------------------------- */
+
+/*
+ * The simulator binary, or NULL after marking the test skipped.  With
+ * VFIO_CXL_REQUIRE_SIM=1 a missing simulator is an error.
+ */
+static const char *sim_binary(void)
+{
+    const char *bin = getenv("VFIO_CXL_SIM");
+    const char *require = getenv("VFIO_CXL_REQUIRE_SIM");
+
+    if (bin && *bin) {
+        if (!g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE)) {
+            g_error("VFIO_CXL_SIM=%s is not an executable file", bin);
+        }
+        return bin;
+    }
+    if (require && !strcmp(require, "1")) {
+        g_error("VFIO_CXL_REQUIRE_SIM=1 but VFIO_CXL_SIM is not set: "
+                "point it at the vfio-user-cxl-sim binary");
+    }
+    g_test_skip("VFIO_CXL_SIM not set: "
+                "point it at the vfio-user-cxl-sim binary");
+    return NULL;
+}
+
+static void sim_stop(Sim *sim)
+{
+    int status;
+    int i;
+
+    if (!sim->running) {
+        return;
+    }
+    kill(sim->pid, SIGTERM);
+    for (i = 0; i < 500; i++) {
+        if (waitpid(sim->pid, &status, WNOHANG) == sim->pid) {
+            break;
+        }
+        g_usleep(10 * 1000);
+    }
+    if (i == 500) {
+        kill(sim->pid, SIGKILL);
+        waitpid(sim->pid, &status, 0);
+    }
+    g_spawn_close_pid(sim->pid);
+    sim->running = false;
+    if (sim->out_fd >= 0) {
+        close(sim->out_fd);
+        sim->out_fd = -1;
+    }
+}
+
+/* Abort hook: do not leave the simulator behind a failed assertion. */
+static void sim_abort_hook(void *opaque)
+{
+    Sim *sim = opaque;
+
+    if (sim->running) {
+        kill(sim->pid, SIGKILL);
+        waitpid(sim->pid, NULL, 0);
+        sim->running = false;
+    }
+    unlink(sim->sock);
+    unlink(sim->ctl);
+    unlink(sim->mem);
+    rmdir(sim->dir);
+}
+
+/* The simulator goes when the test does, however the test ends. */
+static void sim_child_setup(void *opaque)
+{
+#ifdef CONFIG_LINUX
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+}
+
+static void sim_free(Sim *sim)
+{
+    GDir *d;
+    const char *name;
+
+    if (!sim) {
+        return;
+    }
+    qtest_remove_abrt_handler(sim);
+    sim_stop(sim);
+    d = g_dir_open(sim->dir, 0, NULL);
+    if (d) {
+        while ((name = g_dir_read_name(d))) {
+            g_autofree char *path = g_build_filename(sim->dir, name, NULL);
+            unlink(path);
+        }
+        g_dir_close(d);
+    }
+    rmdir(sim->dir);
+    g_free(sim->dir);
+    g_free(sim->sock);
+    g_free(sim->ctl);
+    g_free(sim->mem);
+    g_free(sim);
+}
+
+/*
+ * Starts the simulator with @mem_mib MiB of memory (kept in a file in a
+ * fresh temporary directory) and the NULL-terminated @extra options, and
+ * waits for its "listening on" line.
+ */
+static Sim *sim_start(const char *bin, uint64_t mem_mib,
+                      const char *const *extra)
+{
+    Sim *sim = g_new0(Sim, 1);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GString) out = g_string_new("");
+    gint64 deadline;
+
+    sim->dir = g_dir_make_tmp("vfio-cxl-test-XXXXXX", &err);
+    g_assert_no_error(err);
+    sim->sock = g_build_filename(sim->dir, "sock", NULL);
+    sim->ctl = g_build_filename(sim->dir, "ctl", NULL);
+    sim->mem = g_build_filename(sim->dir, "mem", NULL);
+    sim->mem_size = mem_mib * MiB;
+    sim->out_fd = -1;
+
+    g_ptr_array_add(argv, g_strdup(bin));
+    g_ptr_array_add(argv, g_strdup("--socket"));
+    g_ptr_array_add(argv, g_strdup(sim->sock));
+    g_ptr_array_add(argv, g_strdup("--control"));
+    g_ptr_array_add(argv, g_strdup(sim->ctl));
+    g_ptr_array_add(argv, g_strdup("--memory-file"));
+    g_ptr_array_add(argv, g_strdup(sim->mem));
+    g_ptr_array_add(argv, g_strdup("--memory-size"));
+    g_ptr_array_add(argv, g_strdup_printf("%" PRIu64 "M", mem_mib));
+    for (; extra && *extra; extra++) {
+        g_ptr_array_add(argv, g_strdup(*extra));
+    }
+    g_ptr_array_add(argv, NULL);
+
+    if (!g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL,
+                                  G_SPAWN_DO_NOT_REAP_CHILD, sim_child_setup,
+                                  NULL, &sim->pid, NULL, &sim->out_fd, NULL,
+                                  &err)) {
+        fail_test("cannot start %s: %s", bin, err->message);
+    }
+    sim->running = true;
+    qtest_add_abrt_handler(sim_abort_hook, sim);
+
+    deadline = g_get_monotonic_time() + SIM_START_TIMEOUT_MS * 1000;
+    while (!strstr(out->str, "listening on")) {
+        struct pollfd pfd = { .fd = sim->out_fd, .events = POLLIN };
+        char buf[256];
+        int left = (deadline - g_get_monotonic_time()) / 1000;
+        ssize_t n;
+
+        if (left <= 0) {
+            fail_test("simulator did not report 'listening on' in %d ms "
+                    "(output so far: '%s')", SIM_START_TIMEOUT_MS, out->str);
+        }
+        if (poll(&pfd, 1, left) <= 0) {
+            continue;
+        }
+        n = read(sim->out_fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            fail_test("simulator exited before listening (output: '%s')",
+                    out->str);
+        }
+        g_string_append_len(out, buf, n);
+    }
+    return sim;
+}
+
+/* -------------------------------------------------------------------- */
+/* Simulator control socket                                              */
+/* -------------------------------------------------------------------- */
+
+static int unix_connect(const char *path)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    struct timeval tv = { .tv_sec = CTL_TIMEOUT_S };
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpuint(strlen(path), <, sizeof(addr.sun_path));
+    strcpy(addr.sun_path, path);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        fail_test("cannot connect to %s: %s", path, strerror(errno));
+    }
+    return fd;
+}
+
+/* Runs one control command; returns its reply, which must say "ok". */
+static G_GNUC_PRINTF(2, 3) QDict *sim_ctl(Sim *sim, const char *fmt, ...)
+{
+    g_autoptr(GString) reply = g_string_new("");
+    g_autofree char *cmd = NULL;
+    va_list ap;
+    QObject *obj;
+    QDict *dict;
+    int fd;
+
+    va_start(ap, fmt);
+    cmd = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+
+    fd = unix_connect(sim->ctl);
+    g_assert_cmpint(qemu_write_full(fd, cmd, strlen(cmd)), ==, strlen(cmd));
+    g_assert_cmpint(qemu_write_full(fd, "\n", 1), ==, 1);
+    while (!strchr(reply->str, '\n')) {
+        char buf[4096];
+        ssize_t n = read(fd, buf, sizeof(buf));
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            fail_test("control command '%s': no reply (%s)", cmd,
+                    n < 0 ? strerror(errno) : "connection closed");
+        }
+        g_string_append_len(reply, buf, n);
+    }
+    close(fd);
+
+    obj = qobject_from_json(reply->str, &error_abort);
+    dict = qobject_to(QDict, obj);
+    g_assert(dict);
+    if (!qdict_get_try_bool(dict, "ok", false)) {
+        fail_test("control command '%s' failed: %s", cmd, reply->str);
+    }
+    return dict;
+}
+
+static uint64_t sim_stat(Sim *sim, const char *counter)
+{
+    QDict *d = sim_ctl(sim, "stats");
+    uint64_t v;
+
+    g_assert(qdict_haskey(d, counter));
+    v = qdict_get_int(d, counter);
+    qobject_unref(d);
+    return v;
+}
+
+static void hex_decode(const char *hex, uint8_t *buf, size_t len)
+{
+    size_t i;
+
+    g_assert_cmpuint(strlen(hex), ==, 2 * len);
+    for (i = 0; i < len; i++) {
+        g_assert(g_ascii_isxdigit(hex[2 * i]) &&
+                 g_ascii_isxdigit(hex[2 * i + 1]));
+        buf[i] = g_ascii_xdigit_value(hex[2 * i]) << 4 |
+                 g_ascii_xdigit_value(hex[2 * i + 1]);
+    }
+}
+
+/* @len bytes of the host's config space at @off, as a hex string. */
+static char *sim_config_hex(Sim *sim, uint32_t off, uint32_t len)
+{
+    QDict *d = sim_ctl(sim, "config-read 0x%x %u", off, len);
+    char *hex = g_strdup(qdict_get_str(d, "hex"));
+
+    qobject_unref(d);
+    g_assert_cmpuint(strlen(hex), ==, 2 * len);
+    return hex;
+}
+
+static uint32_t sim_config_readl(void *opaque, uint32_t off)
+{
+    g_autofree char *hex = sim_config_hex(opaque, off, 4);
+    uint8_t b[4];
+
+    hex_decode(hex, b, 4);
+    return ldl_le_p(b);
+}
+
+static uint32_t sim_comp_regs_readl(Sim *sim, uint64_t off)
+{
+    QDict *d = sim_ctl(sim, "comp-regs-read 0x%" PRIx64, off);
+    uint32_t v = qdict_get_int(d, "value");
+
+    qobject_unref(d);
+    return v;
+}
+
+static void sim_mem_read(Sim *sim, uint64_t off, void *buf, size_t len)
+{
+    QDict *d = sim_ctl(sim, "mem-read 0x%" PRIx64 " %zu", off, len);
+
+    hex_decode(qdict_get_str(d, "hex"), buf, len);
+    qobject_unref(d);
+}
+
+static void sim_mem_write(Sim *sim, uint64_t off, const void *buf,
+                          size_t len)
+{
+    g_autoptr(GString) hex = g_string_new("");
+    const uint8_t *p = buf;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        g_string_append_printf(hex, "%02x", p[i]);
+    }
+    qobject_unref(sim_ctl(sim, "mem-write 0x%" PRIx64 " %s", off, hex->str));
+}
+
+/* -------------------------------------------------------------------- */
+/* QEMU command lines                                                    */
+/* -------------------------------------------------------------------- */
+
+#define TOPO_MACHINE \
+    "-nodefaults -machine q35,cxl=on "
+#define TOPO_FMW_4G \
+    "-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G "
+#define TOPO_BRIDGES \
+    "-device pxb-cxl,id=cxl.1,bus=pcie.0,bus_nr=12 " \
+    "-device cxl-rp,id=rp0,bus=cxl.1,chassis=0,slot=0,port=0 "
+
+/* The vfio-user-cxl device with id "acc" on @bus, served at @sock. */
+static char *device_arg(const char *bus, const char *sock)
+{
+    return g_strdup_printf("-device '{\"driver\":\"vfio-user-cxl\","
+                           "\"id\":\"acc\",\"bus\":\"%s\","
+                           "\"socket\":{\"type\":\"unix\","
+                           "\"path\":\"%s\"}}'", bus, sock);
+}
+
+/* The standard topology with the device below rp0. */
+static char *std_args(Sim *sim)
+{
+    g_autofree char *dev = device_arg("rp0", sim->sock);
+
+    return g_strconcat(TOPO_MACHINE TOPO_FMW_4G TOPO_BRIDGES, dev, NULL);
+}
+
+static QTestState *start_qemu(Sim *sim)
+{
+    g_autofree char *args = std_args(sim);
+
+    return qtest_init(args);
+}
+
+/*
+ * Runs QEMU with @args, expecting it to refuse to start.  A monitor on
+ * stdin is told to quit, so that a QEMU that does start ends anyway.
+ * Returns its stderr; fails unless it exited with a non-zero status.
+ */
+static char *qemu_expect_failure(const char *args)
+{
+    const char *qemu = qtest_qemu_binary(NULL);
+    g_autofree char *cmd = g_strdup_printf(
+        "exec %s %s -display none -accel qtest -monitor stdio "
+        "-run-with exit-with-parent=on", qemu, args);
+    const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+    g_autoptr(GError) err = NULL;
+    GString *errout = g_string_new("");
+    gint64 deadline;
+    GPid pid;
+    int in_fd, err_fd;
+    int status;
+    bool done = false;
+
+    g_test_message("running: %s", cmd);
+    if (!g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+                                  G_SPAWN_DO_NOT_REAP_CHILD |
+                                  G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                                  &pid, &in_fd, NULL, &err_fd, &err)) {
+        fail_test("cannot run %s: %s", qemu, err->message);
+    }
+    /* SIGPIPE is ignored (see main), so an early exit only fails this. */
+    if (qemu_write_full(in_fd, "quit\n", 5) != 5) {
+        g_test_message("could not send 'quit' to QEMU: %s", strerror(errno));
+    }
+    close(in_fd);
+
+    deadline = g_get_monotonic_time() + QEMU_EXIT_TIMEOUT_MS * 1000;
+    while (!done) {
+        struct pollfd pfd = { .fd = err_fd, .events = POLLIN };
+        char buf[1024];
+        int left = (deadline - g_get_monotonic_time()) / 1000;
+        ssize_t n;
+
+        if (left <= 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_test("QEMU neither failed nor quit in %d ms (stderr: '%s')",
+                    QEMU_EXIT_TIMEOUT_MS, errout->str);
+        }
+        if (poll(&pfd, 1, left) <= 0) {
+            continue;
+        }
+        n = read(err_fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            done = true;
+        } else {
+            g_string_append_len(errout, buf, n);
+        }
+    }
+    close(err_fd);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_spawn_close_pid(pid);
+
+    g_test_message("QEMU stderr: %s", errout->str);
+    if (WIFSIGNALED(status)) {
+        fail_test("QEMU crashed with signal %d instead of refusing the device "
+                "(stderr: '%s')", WTERMSIG(status), errout->str);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) == 0) {
+        fail_test("QEMU did not fail to start (wait status 0x%x; stderr: '%s')",
+                status, errout->str);
+    }
+    return g_string_free(errout, false);
+}
+
+/* -------------------------------------------------------------------- */
+/* Guest-side config and MMIO access                                     */
+/* -------------------------------------------------------------------- */
+
+static uint64_t ecam(int bus, uint32_t off)
+{
+    return ECAM_BASE + ((uint64_t)bus << 20) + off;
+}
+
+static uint32_t cfg_readl(QTestState *qts, int bus, uint32_t off)
+{
+    return qtest_readl(qts, ecam(bus, off));
+}
+
+static uint16_t cfg_readw(QTestState *qts, int bus, uint32_t off)
+{
+    return qtest_readw(qts, ecam(bus, off));
+}
+
+static void cfg_writel(QTestState *qts, int bus, uint32_t off, uint32_t v)
+{
+    qtest_writel(qts, ecam(bus, off), v);
+}
+
+static void cfg_writew(QTestState *qts, int bus, uint32_t off, uint16_t v)
+{
+    qtest_writew(qts, ecam(bus, off), v);
+}
+
+typedef struct GuestCfg {
+    QTestState *qts;
+    int bus;
+} GuestCfg;
+
+static uint32_t guest_config_readl(void *opaque, uint32_t off)
+{
+    GuestCfg *g = opaque;
+
+    return cfg_readl(g->qts, g->bus, off);
+}
+
+/* Enables q35's ECAM window at ECAM_BASE (256 buses). */
+static void ecam_enable(QTestState *qts)
+{
+    qtest_outl(qts, 0xcf8, 0x80000000 | (MCH_PCIEXBAR + 4));
+    qtest_outl(qts, 0xcfc, 0);
+    qtest_outl(qts, 0xcf8, 0x80000000 | MCH_PCIEXBAR);
+    qtest_outl(qts, 0xcfc, ECAM_BASE | 1);
+}
+
+/*
+ * Numbers the root port's link (13), gives it a non-prefetchable window
+ * for the device's BAR, parks its own component BAR, and enables it.
+ */
+static void setup_root_port(QTestState *qts)
+{
+    uint32_t id = cfg_readl(qts, RP_BUS, 0);
+
+    g_assert_cmphex(id & 0xffff, !=, 0xffff);
+    cfg_writel(qts, RP_BUS, CFG_BUS_NUMBERS,
+               RP_BUS | DEV_BUS << 8 | DEV_BUS << 16);
+    cfg_writel(qts, RP_BUS, CFG_MEM_BASE,
+               (RP_WINDOW_BASE >> 16 & 0xfff0) |
+               (RP_WINDOW_LIMIT >> 16 & 0xfff0) << 16);
+    /* Prefetchable window off: base above limit. */
+    cfg_writel(qts, RP_BUS, CFG_PREF_BASE, 0x0000fff0);
+    cfg_writel(qts, RP_BUS, CFG_PREF_BASE_HI, 0);
+    cfg_writel(qts, RP_BUS, CFG_PREF_LIMIT_HI, 0);
+    /* cxl-rp has a 64-bit component BAR of its own. */
+    cfg_writel(qts, RP_BUS, CFG_BAR0, RP_BAR0_ADDR);
+    cfg_writel(qts, RP_BUS, CFG_BAR1, 0);
+    cfg_writew(qts, RP_BUS, CFG_COMMAND, CFG_CMD_MEM | CFG_CMD_MASTER);
+}
+
+/* Checks the device is at 13:00.0, places BAR 0 and enables memory. */
+static uint64_t setup_device(QTestState *qts)
+{
+    uint32_t id = cfg_readl(qts, DEV_BUS, 0);
+    uint32_t bar;
+
+    g_assert_cmphex(id, ==, SIM_DEVICE_ID << 16 | SIM_VENDOR_ID);
+    bar = cfg_readl(qts, DEV_BUS, CFG_BAR0);
+    g_assert_cmphex(bar & 1, ==, 0);
+    g_assert_cmphex(bar & 6, ==, BAR_MEM_TYPE_64);
+    if (bar & BAR_PREFETCH) {
+        /* Route the same range through the prefetchable window instead. */
+        cfg_writel(qts, RP_BUS, CFG_PREF_BASE,
+                   (RP_WINDOW_BASE >> 16 & 0xfff0) |
+                   (RP_WINDOW_LIMIT >> 16 & 0xfff0) << 16);
+    }
+    cfg_writel(qts, DEV_BUS, CFG_BAR0, DEV_BAR0_ADDR);
+    cfg_writel(qts, DEV_BUS, CFG_BAR1, DEV_BAR0_ADDR >> 32);
+    g_assert_cmphex(cfg_readl(qts, DEV_BUS, CFG_BAR0) & ~0xfu, ==,
+                    (uint32_t)DEV_BAR0_ADDR);
+    cfg_writew(qts, DEV_BUS, CFG_COMMAND,
+               cfg_readw(qts, DEV_BUS, CFG_COMMAND) |
+               CFG_CMD_MEM | CFG_CMD_MASTER);
+    return DEV_BAR0_ADDR;
+}
+
+/*
+ * Walks the extended capability list from 0x100 for the CXL DVSEC with
+ * DVSEC ID @id; returns its offset (0 if absent) and its length in @len.
+ */
+static uint32_t find_dvsec(uint32_t (*readl)(void *, uint32_t),
+                           void *opaque, uint16_t id, uint32_t *len)
+{
+    uint32_t off = EXT_CAP_START;
+    int steps;
+
+    for (steps = 0; off && steps < 128; steps++) {
+        uint32_t hdr;
+
+        g_assert_cmphex(off & 3, ==, 0);
+        g_assert_cmphex(off, >=, EXT_CAP_START);
+        g_assert_cmphex(off, <, 0x1000);
+        hdr = readl(opaque, off);
+        if (hdr == 0 || hdr == 0xffffffff) {
+            return 0;
+        }
+        if ((hdr & 0xffff) == EXT_CAP_ID_DVSEC) {
+            uint32_t h1 = readl(opaque, off + 4);
+            uint32_t h2 = readl(opaque, off + 8);
+
+            if ((h1 & 0xffff) == CXL_VENDOR_ID && (h2 & 0xffff) == id) {
+                *len = h1 >> 20;
+                return off;
+            }
+        }
+        off = hdr >> 20;
+    }
+    g_assert_cmpint(steps, <, 128);
+    return 0;
+}
+
+static uint32_t guest_find_dvsec(QTestState *qts, uint16_t id,
+                                 uint32_t *len)
+{
+    GuestCfg g = { .qts = qts, .bus = DEV_BUS };
+
+    return find_dvsec(guest_config_readl, &g, id, len);
+}
+
+/* Finds the PCI Express capability in the standard list. */
+static uint32_t find_exp_cap(QTestState *qts, int bus)
+{
+    uint32_t off = cfg_readl(qts, bus, CFG_CAP_PTR) & 0xfc;
+    int steps;
+
+    for (steps = 0; off && steps < 48; steps++) {
+        uint32_t hdr = cfg_readl(qts, bus, off);
+
+        if ((hdr & 0xff) == CAP_ID_EXP) {
+            return off;
+        }
+        off = (hdr >> 8) & 0xfc;
+    }
+    return 0;
+}
+
+static uint64_t addr_of(uint32_t hi, uint32_t lo)
+{
+    return (uint64_t)hi << 32 | (lo & ADDR_LO_MASK);
+}
+
+/*
+ * The acceptance reads of the CXL Device DVSEC: locked, memory enabled,
+ * range 1 valid and active, of the device memory's size, at a plausible
+ * window base, which it returns.
+ */
+static uint64_t check_dvsec_reads(QTestState *qts, uint32_t dvsec,
+                                  uint64_t mem_size)
+{
+    uint16_t ctrl = cfg_readw(qts, DEV_BUS, dvsec + DVSEC_CONTROL);
+    uint16_t lock = cfg_readw(qts, DEV_BUS, dvsec + DVSEC_LOCK);
+    uint32_t size_hi = cfg_readl(qts, DEV_BUS, dvsec + DVSEC_R1_SIZE_HI);
+    uint32_t size_lo = cfg_readl(qts, DEV_BUS, dvsec + DVSEC_R1_SIZE_LO);
+    uint32_t base_hi = cfg_readl(qts, DEV_BUS, dvsec + DVSEC_R1_BASE_HI);
+    uint32_t base_lo = cfg_readl(qts, DEV_BUS, dvsec + DVSEC_R1_BASE_LO);
+    uint64_t base = addr_of(base_hi, base_lo);
+
+    g_test_message("DVSEC at 0x%x: control 0x%04x lock 0x%04x size 0x%08x"
+                   "_%08x base 0x%08x_%08x", dvsec, ctrl, lock, size_hi,
+                   size_lo, base_hi, base_lo);
+    g_assert_cmphex(lock & DVSEC_LOCK_CONFIG, ==, DVSEC_LOCK_CONFIG);
+    g_assert_cmphex(ctrl & DVSEC_CTRL_MEM_EN, ==, DVSEC_CTRL_MEM_EN);
+    g_assert_cmphex(addr_of(size_hi, size_lo), ==, mem_size);
+    g_assert_cmphex(size_lo & DVSEC_R1_INFO_VALID, ==, DVSEC_R1_INFO_VALID);
+    g_assert_cmphex(size_lo & DVSEC_R1_ACTIVE, ==, DVSEC_R1_ACTIVE);
+    g_assert_cmphex(base, !=, 0);
+    g_assert_cmphex(base & (256 * MiB - 1), ==, 0);
+    g_assert_cmphex(base, >=, 4 * GiB);
+    return base;
+}
+
+/* The guest's view of the window base, from the DVSEC. */
+static uint64_t guest_window_base(QTestState *qts, uint64_t mem_size)
+{
+    uint32_t len;
+    uint32_t dvsec = guest_find_dvsec(qts, DVSEC_ID_DEVICE, &len);
+
+    g_assert_cmphex(dvsec, !=, 0);
+    return check_dvsec_reads(qts, dvsec, mem_size);
+}
+
+/*
+ * The guest address of the component register block, from the Register
+ * Locator DVSEC (which must name BAR 0).
+ */
+static uint64_t guest_component_block(QTestState *qts, uint64_t bar0)
+{
+    uint32_t len, off;
+    uint32_t regloc = guest_find_dvsec(qts, DVSEC_ID_REGLOC, &len);
+
+    g_assert_cmphex(regloc, !=, 0);
+    g_assert_cmpuint(len, >=, REGLOC_ENTRIES + 8);
+    for (off = REGLOC_ENTRIES; off + 8 <= len; off += 8) {
+        uint32_t lo = cfg_readl(qts, DEV_BUS, regloc + off);
+        uint32_t hi = cfg_readl(qts, DEV_BUS, regloc + off + 4);
+
+        if (((lo >> 8) & 0xff) == REGLOC_BLOCK_COMP) {
+            uint64_t block = (uint64_t)hi << 32 | (lo & 0xffff0000);
+
+            g_test_message("component block: BIR %u offset 0x%" PRIx64,
+                           lo & 7, block);
+            g_assert_cmpuint(lo & 7, ==, 0);
+            g_assert_cmphex(block + COMP_BLOCK_SIZE, <=, 256 * 1024);
+            return bar0 + block;
+        }
+    }
+    fail_test("Register Locator DVSEC lists no component register block");
+    return 0;
+}
+
+/* The guest address of the HDM decoder capability structure. */
+static uint64_t guest_hdm(QTestState *qts, uint64_t block)
+{
+    uint64_t array = block + CAP_ARRAY_OFFSET;
+    uint32_t hdr = qtest_readl(qts, array);
+    uint32_t count = hdr >> 24;
+    uint32_t i;
+
+    g_test_message("capability array header 0x%08x", hdr);
+    g_assert_cmphex(hdr & 0xffff, ==, CXL_CAP_ID_CXL);
+    g_assert_cmpuint(count, >=, 1);
+    for (i = 1; i <= count; i++) {
+        uint32_t e = qtest_readl(qts, array + 4 * i);
+
+        g_test_message("capability entry %u: 0x%08x", i, e);
+        if ((e & 0xffff) == CXL_CAP_ID_HDM) {
+            g_assert_cmphex(e >> 20, !=, 0);
+            return array + (e >> 20);
+        }
+    }
+    fail_test("capability array has no HDM decoder capability");
+    return 0;
+}
+
+/* -------------------------------------------------------------------- */
+/* Tests                                                                 */
+/* -------------------------------------------------------------------- */
+
+typedef struct DvsecWrite {
+    const char *what;
+    uint32_t reg;
+    int width;
+} DvsecWrite;
+
+static void assert_dvsec_views(QTestState *qts, Sim *sim, uint32_t dvsec,
+                               uint32_t len, const uint32_t *guest,
+                               uint32_t host_dvsec, const char *host,
+                               const char *after)
+{
+    g_autofree char *host_now = sim_config_hex(sim, host_dvsec, len);
+    uint32_t i;
+
+    for (i = 0; i < len / 4; i++) {
+        uint32_t v = cfg_readl(qts, DEV_BUS, dvsec + 4 * i);
+
+        if (v != guest[i]) {
+            fail_test("after %s: guest DVSEC dword +0x%x changed from 0x%08x "
+                    "to 0x%08x", after, 4 * i, guest[i], v);
+        }
+    }
+    if (strcmp(host, host_now)) {
+        fail_test("after %s: host DVSEC changed\n  before %s\n  after  %s",
+                after, host, host_now);
+    }
+}
+
+static void test_dvsec(void)
+{
+    static const DvsecWrite writes[] = {
+        { "Control write (Mem_Enable cleared)", DVSEC_CONTROL, 2 },
+        { "Range 1 Base Low write", DVSEC_R1_BASE_LO, 4 },
+        { "Range 1 Base High write", DVSEC_R1_BASE_HI, 4 },
+        { "Lock write (CONFIG_LOCK cleared)", DVSEC_LOCK, 2 },
+        { "Range 1 Size Low write", DVSEC_R1_SIZE_LO, 4 },
+    };
+    const char *bin = sim_binary();
+    g_autofree uint32_t *guest = NULL;
+    g_autofree char *host = NULL;
+    QTestState *qts;
+    Sim *sim;
+    uint32_t dvsec, len, host_dvsec, host_len;
+    uint64_t writes_before;
+    size_t i;
+
+    if (!bin) {
+        return;
+    }
+    sim = sim_start(bin, 256, NULL);
+    qts = start_qemu(sim);
+    ecam_enable(qts);
+    setup_root_port(qts);
+
+    dvsec = guest_find_dvsec(qts, DVSEC_ID_DEVICE, &len);
+    g_assert_cmphex(dvsec, !=, 0);
+    g_assert_cmpuint(len, >=, DVSEC_R1_BASE_LO + 4);
+    check_dvsec_reads(qts, dvsec, sim->mem_size);
+
+    host_dvsec = find_dvsec(sim_config_readl, sim, DVSEC_ID_DEVICE,
+                            &host_len);
+    g_assert_cmphex(host_dvsec, !=, 0);
+    g_assert_cmpuint(host_len, ==, len);
+
+    guest = g_new(uint32_t, len / 4);
+    for (i = 0; i < len / 4; i++) {
+        guest[i] = cfg_readl(qts, DEV_BUS, dvsec + 4 * i);
+    }
+    host = sim_config_hex(sim, host_dvsec, len);
+    writes_before = sim_stat(sim, "config_writes");
+
+    for (i = 0; i < ARRAY_SIZE(writes); i++) {
+        uint32_t reg = dvsec + writes[i].reg;
+        uint32_t old = guest[writes[i].reg / 4];
+        uint32_t v;
+
+        if (writes[i].width == 2) {
+            old = (old >> (8 * (writes[i].reg & 2))) & 0xffff;
+        }
+        switch (writes[i].reg) {
+        case DVSEC_CONTROL:
+            v = old & ~DVSEC_CTRL_MEM_EN;
+            break;
+        case DVSEC_LOCK:
+            v = old & ~DVSEC_LOCK_CONFIG;
+            break;
+        case DVSEC_R1_BASE_HI:
+            v = old ^ 0x1;
+            break;
+        default:
+            /* Another 256 MiB-aligned address or size. */
+            v = old ^ 0x10000000;
+            break;
+        }
+        g_test_message("%s: 0x%x <- 0x%x (was 0x%x)", writes[i].what, reg,
+                       v, old);
+        if (writes[i].width == 2) {
+            cfg_writew(qts, DEV_BUS, reg, v);
+        } else {
+            cfg_writel(qts, DEV_BUS, reg, v);
+        }
+        assert_dvsec_views(qts, sim, dvsec, len, guest, host_dvsec, host,
+                           writes[i].what);
+    }
+    g_assert_cmpuint(sim_stat(sim, "config_writes"), ==, writes_before);
+
+    qtest_quit(qts);
+    sim_free(sim);
+}
+
+typedef struct HdmRegs {
+    uint32_t cap, global, base_lo, base_hi, size_lo, size_hi, ctrl;
+} HdmRegs;
+
+static void read_hdm(QTestState *qts, uint64_t hdm, HdmRegs *r)
+{
+    r->cap = qtest_readl(qts, hdm + HDM_CAP);
+    r->global = qtest_readl(qts, hdm + HDM_GLOBAL_CTRL);
+    r->base_lo = qtest_readl(qts, hdm + HDM_D0_BASE_LO);
+    r->base_hi = qtest_readl(qts, hdm + HDM_D0_BASE_HI);
+    r->size_lo = qtest_readl(qts, hdm + HDM_D0_SIZE_LO);
+    r->size_hi = qtest_readl(qts, hdm + HDM_D0_SIZE_HI);
+    r->ctrl = qtest_readl(qts, hdm + HDM_D0_CTRL);
+}
+
+static void assert_hdm_equal(const HdmRegs *a, const HdmRegs *b,
+                             const char *after)
+{
+    if (memcmp(a, b, sizeof(*a))) {
+        fail_test("after %s: HDM registers changed: cap 0x%x->0x%x "
+                "global 0x%x->0x%x base 0x%x_%x->0x%x_%x "
+                "size 0x%x_%x->0x%x_%x ctrl 0x%x->0x%x", after,
+                a->cap, b->cap, a->global, b->global, a->base_hi, a->base_lo,
+                b->base_hi, b->base_lo, a->size_hi, a->size_lo, b->size_hi,
+                b->size_lo, a->ctrl, b->ctrl);
+    }
+}
+
+typedef struct HostD0 {
+    uint32_t base_lo, base_hi, ctrl;
+} HostD0;
+
+static void read_host_d0(Sim *sim, HostD0 *h)
+{
+    h->base_lo = sim_comp_regs_readl(sim, HOST_D0_BASE_LO);
+    h->base_hi = sim_comp_regs_readl(sim, HOST_D0_BASE_HI);
+    h->ctrl = sim_comp_regs_readl(sim, HOST_D0_CTRL);
+}
+
+typedef struct RegWrite {
+    const char *what;
+    uint32_t reg;
+    uint32_t value;
+} RegWrite;
+
+/*
+ * Makes each guest write of @writes to the HDM structure at @hdm and
+ * checks that neither the guest's registers (@r) nor the host's decoder 0
+ * change, and that the host's COMP_REGS saw no write at all.
+ */
+static void check_hdm_writes(QTestState *qts, Sim *sim, uint64_t hdm,
+                             const HdmRegs *r, const RegWrite *writes,
+                             size_t n)
+{
+    HdmRegs now;
+    HostD0 host, host_now;
+    uint64_t comp_writes;
+    size_t i;
+
+    read_host_d0(sim, &host);
+    g_test_message("host decoder 0: base 0x%08x_%08x ctrl 0x%08x",
+                   host.base_hi, host.base_lo, host.ctrl);
+    comp_writes = sim_stat(sim, "comp_regs_writes");
+
+    for (i = 0; i < n; i++) {
+        g_test_message("%s: 0x%" PRIx64 " <- 0x%08x", writes[i].what,
+                       hdm + writes[i].reg, writes[i].value);
+        qtest_writel(qts, hdm + writes[i].reg, writes[i].value);
+        read_hdm(qts, hdm, &now);
+        assert_hdm_equal(r, &now, writes[i].what);
+        read_host_d0(sim, &host_now);
+        if (memcmp(&host, &host_now, sizeof(host))) {
+            fail_test("after %s: host decoder 0 changed: base 0x%08x_%08x -> "
+                    "0x%08x_%08x, ctrl 0x%08x -> 0x%08x", writes[i].what,
+                    host.base_hi, host.base_lo, host_now.base_hi,
+                    host_now.base_lo, host.ctrl, host_now.ctrl);
+        }
+    }
+    g_assert_cmpuint(sim_stat(sim, "comp_regs_writes"), ==, comp_writes);
+}
+
+static void test_component(void)
+{
+    const char *bin = sim_binary();
+    QTestState *qts;
+    Sim *sim;
+    uint64_t bar0, base, block, hdm;
+    HdmRegs r;
+
+    if (!bin) {
+        return;
+    }
+    sim = sim_start(bin, 256, NULL);
+    qts = start_qemu(sim);
+    ecam_enable(qts);
+    setup_root_port(qts);
+    bar0 = setup_device(qts);
+    base = guest_window_base(qts, sim->mem_size);
+
+    block = guest_component_block(qts, bar0);
+    hdm = guest_hdm(qts, block);
+    read_hdm(qts, hdm, &r);
+    g_test_message("HDM: cap 0x%08x global 0x%08x base 0x%08x_%08x "
+                   "size 0x%08x_%08x ctrl 0x%08x", r.cap, r.global,
+                   r.base_hi, r.base_lo, r.size_hi, r.size_lo, r.ctrl);
+    g_assert_cmphex(r.cap & 0xf, ==, 0);
+    g_assert_cmphex(r.global & HDM_GLOBAL_ENABLE, ==, HDM_GLOBAL_ENABLE);
+    g_assert_cmphex(r.ctrl & HDM_CTRL_COMMIT, ==, HDM_CTRL_COMMIT);
+    g_assert_cmphex(r.ctrl & HDM_CTRL_COMMITTED, ==, HDM_CTRL_COMMITTED);
+    g_assert_cmphex(r.ctrl & HDM_CTRL_LOCK, ==, HDM_CTRL_LOCK);
+    g_assert_cmphex(r.ctrl & HDM_CTRL_ERR, ==, 0);
+    g_assert_cmphex(addr_of(r.base_hi, r.base_lo), ==, base);
+    g_assert_cmphex(addr_of(r.size_hi, r.size_lo), ==, sim->mem_size);
+
+    {
+        RegWrite writes[] = {
+            { "BASE_LO write", HDM_D0_BASE_LO, r.base_lo ^ 0x10000000 },
+            { "BASE_HI write", HDM_D0_BASE_HI, r.base_hi ^ 0x1 },
+            { "SIZE_LO write", HDM_D0_SIZE_LO, r.size_lo ^ 0x10000000 },
+            { "SIZE_HI write", HDM_D0_SIZE_HI, r.size_hi ^ 0x1 },
+            { "CTRL write (COMMIT cleared)", HDM_D0_CTRL,
+              r.ctrl & ~HDM_CTRL_COMMIT },
+            { "CTRL write (COMMIT and LOCK_ON_COMMIT cleared)", HDM_D0_CTRL,
+              r.ctrl & ~(HDM_CTRL_COMMIT | HDM_CTRL_LOCK) },
+            { "global control write (enable cleared)", HDM_GLOBAL_CTRL,
+              r.global & ~HDM_GLOBAL_ENABLE },
+        };
+
+        check_hdm_writes(qts, sim, hdm, &r, writes, ARRAY_SIZE(writes));
+    }
+
+    qtest_quit(qts);
+    sim_free(sim);
+}
+
+static void test_memory(void)
+{
+    const char *bin = sim_binary();
+    QTestState *qts;
+    Sim *sim;
+    uint64_t base, size, v;
+    uint8_t buf[8];
+    int fd;
+
+    if (!bin) {
+        return;
+    }
+    sim = sim_start(bin, 512, NULL);
+    qts = start_qemu(sim);
+    ecam_enable(qts);
+    setup_root_port(qts);
+    setup_device(qts);
+    base = guest_window_base(qts, sim->mem_size);
+    size = sim->mem_size;
+    g_test_message("window base 0x%" PRIx64 ", size 0x%" PRIx64, base, size);
+
+    /* Guest writes land in device memory. */
+    qtest_writeq(qts, base + 0x1000, 0x0123456789abcdefULL);
+    qtest_writeq(qts, base + size - 8, 0xfedcba9876543210ULL);
+    sim_mem_read(sim, 0x1000, buf, 8);
+    g_assert_cmphex(ldq_le_p(buf), ==, 0x0123456789abcdefULL);
+    sim_mem_read(sim, size - 8, buf, 8);
+    g_assert_cmphex(ldq_le_p(buf), ==, 0xfedcba9876543210ULL);
+
+    /* ... and in the --memory-file itself. */
+    fd = open(sim->mem, O_RDONLY);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pread(fd, buf, 8, 0x1000), ==, 8);
+    g_assert_cmphex(ldq_le_p(buf), ==, 0x0123456789abcdefULL);
+    g_assert_cmpint(pread(fd, buf, 8, size - 8), ==, 8);
+    g_assert_cmphex(ldq_le_p(buf), ==, 0xfedcba9876543210ULL);
+    close(fd);
+
+    /* Host writes are seen by the guest. */
+    stq_le_p(buf, 0xa5a5c3c35a5a3c3cULL);
+    sim_mem_write(sim, 0x2000, buf, 8);
+    g_assert_cmphex(qtest_readq(qts, base + 0x2000), ==,
+                    0xa5a5c3c35a5a3c3cULL);
+    stq_le_p(buf, 0x1122334455667788ULL);
+    sim_mem_write(sim, size - 16, buf, 8);
+    g_assert_cmphex(qtest_readq(qts, base + size - 16), ==,
+                    0x1122334455667788ULL);
+
+    /* The very last byte, both ways. */
+    qtest_writeb(qts, base + size - 1, 0x5e);
+    sim_mem_read(sim, size - 1, buf, 1);
+    g_assert_cmphex(buf[0], ==, 0x5e);
+    buf[0] = 0xe5;
+    sim_mem_write(sim, size - 1, buf, 1);
+    g_assert_cmphex(qtest_readb(qts, base + size - 1), ==, 0xe5);
+    v = qtest_readq(qts, base + size - 8);
+    g_assert_cmphex(v, ==, 0xe5dcba9876543210ULL);
+
+    qtest_quit(qts);
+    sim_free(sim);
+}
+
+static void test_uapi(const void *data)
+{
+    const char *uapi = data;
+    const char *extra[] = { "--uapi", uapi, NULL };
+    const char *bin = sim_binary();
+    QTestState *qts;
+    Sim *sim;
+
+    if (!bin) {
+        return;
+    }
+    sim = sim_start(bin, 256, extra);
+    qts = start_qemu(sim);
+    ecam_enable(qts);
+    setup_root_port(qts);
+    setup_device(qts);
+    guest_window_base(qts, sim->mem_size);
+    qtest_quit(qts);
+    sim_free(sim);
+}
+
+typedef enum RefusedTopo {
+    TOPO_STD,
+    TOPO_ON_PCIE0,
+    TOPO_WINDOW_256M,
+    TOPO_WINDOW_OTHER_HB,
+} RefusedTopo;
+
+typedef struct RefusedCase {
+    const char *name;
+    const char *sim_args[4];
+    uint64_t mem_mib;
+    RefusedTopo topo;
+    /* All must appear in stderr; '|' separates accepted alternatives. */
+    const char *needles[4];
+} RefusedCase;
+
+static const RefusedCase refused_cases[] = {
+    { "no-comp-regs", { "--fault", "no-comp-regs" }, 256, TOPO_STD,
+      { "no COMP_REGS region|COMP_REGS region is missing", "subtype 2" } },
+    { "no-memory", { "--fault", "no-memory" }, 256, TOPO_STD,
+      { "no CXL memory region|memory region is missing", "subtype 1" } },
+    { "comp-regs-size-mismatch", { "--fault", "comp-regs-size-mismatch" },
+      256, TOPO_STD, { "COMP_REGS", "0x11000|neither a v3 block" } },
+    { "cap-chain-loop", { "--fault", "cap-chain-loop" }, 256, TOPO_STD,
+      { "chain loops" } },
+    { "memory-smaller-than-decoder",
+      { "--fault", "memory-smaller-than-decoder" }, 256, TOPO_STD,
+      { "HDM decoder 0 is", "128 MiB", "256 MiB" } },
+    { "decoder-uncommitted", { "--decoder", "uncommitted" }, 256, TOPO_STD,
+      { "HDM decoder 0 is not committed|not committed" } },
+    { "not-below-cxl-rp", { NULL }, 256, TOPO_ON_PCIE0,
+      { "CXL root port" } },
+    { "window-too-small", { NULL }, 512, TOPO_WINDOW_256M,
+      { "fixed memory window", "256 MiB", "512 MiB" } },
+    { "no-window-for-host-bridge", { NULL }, 256, TOPO_WINDOW_OTHER_HB,
+      { "no CXL fixed memory window" } },
+};
+
+static bool stderr_has(const char *err, const char *needle)
+{
+    g_auto(GStrv) alts = g_strsplit(needle, "|", -1);
+    char **a;
+
+    for (a = alts; *a; a++) {
+        if (strstr(err, *a)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void test_refused(const void *data)
+{
+    const RefusedCase *c = data;
+    const char *bin = sim_binary();
+    g_autofree char *dev = NULL;
+    g_autofree char *args = NULL;
+    g_autofree char *err = NULL;
+    Sim *sim;
+    int i;
+
+    if (!bin) {
+        return;
+    }
+    sim = sim_start(bin, c->mem_mib, c->sim_args);
+    switch (c->topo) {
+    case TOPO_STD:
+        args = std_args(sim);
+        break;
+    case TOPO_ON_PCIE0:
+        dev = device_arg("pcie.0", sim->sock);
+        args = g_strconcat(TOPO_MACHINE TOPO_FMW_4G TOPO_BRIDGES, dev, NULL);
+        break;
+    case TOPO_WINDOW_256M:
+        dev = device_arg("rp0", sim->sock);
+        args = g_strconcat(TOPO_MACHINE
+                           "-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=256M "
+                           TOPO_BRIDGES, dev, NULL);
+        break;
+    case TOPO_WINDOW_OTHER_HB:
+        dev = device_arg("rp0", sim->sock);
+        args = g_strconcat(TOPO_MACHINE
+                           "-M cxl-fmw.0.targets.0=cxl.2,cxl-fmw.0.size=4G "
+                           TOPO_BRIDGES
+                           "-device pxb-cxl,id=cxl.2,bus=pcie.0,bus_nr=20 ",
+                           dev, NULL);
+        break;
+    default:
+        g_assert_not_reached();
+    }
+
+    err = qemu_expect_failure(args);
+    /* QEMU names the -device option that failed, hence the device. */
+    if (!strstr(err, "vfio-user-cxl") && !strstr(err, "acc")) {
+        fail_test("%s: the error does not name the device: '%s'", c->name,
+                err);
+    }
+    for (i = 0; i < ARRAY_SIZE(c->needles) && c->needles[i]; i++) {
+        if (!stderr_has(err, c->needles[i])) {
+            fail_test("%s: expected '%s' in QEMU's error, got: '%s'", c->name,
+                    c->needles[i], err);
+        }
+    }
+    sim_free(sim);
+}
+
+static bool qmp_running(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'query-status'}");
+    QDict *ret;
+    bool running;
+
+    g_assert(qdict_haskey(rsp, "return"));
+    ret = qdict_get_qdict(rsp, "return");
+    running = qdict_get_bool(ret, "running") &&
+              !strcmp(qdict_get_str(ret, "status"), "running");
+    qobject_unref(rsp);
+    return running;
+}
+
+/*
+ * What a guest's hotplug driver does to the root port's slot: power
+ * indicator and slot power both on or both off.  An empty slot comes out
+ * of reset powered off, and powering a populated slot off ejects it.
+ */
+static void slot_power(QTestState *qts, uint32_t exp, bool on)
+{
+    uint16_t sltctl = cfg_readw(qts, RP_BUS, exp + EXP_SLTCTL);
+
+    sltctl &= ~(EXP_SLTCTL_PIC_MASK | EXP_SLTCTL_PCC);
+    sltctl |= on ? EXP_SLTCTL_PIC_ON : EXP_SLTCTL_PIC_OFF | EXP_SLTCTL_PCC;
+    cfg_writew(qts, RP_BUS, exp + EXP_SLTCTL, sltctl);
+}
+
+static QDict *qmp_device_add(QTestState *qts, Sim *sim)
+{
+    return qtest_qmp(qts, "{'execute': 'device_add', 'arguments': {"
+                     "'driver': 'vfio-user-cxl', 'id': 'acc', 'bus': 'rp0', "
+                     "'socket': {'type': 'unix', 'path': %s}}}", sim->sock);
+}
+
+/*
+ * Waits until the simulator accepts a new client: it serves one at a
+ * time, so this shows the previous client (QEMU) has gone.
+ */
+static void assert_sim_free_for_new_client(Sim *sim)
+{
+    uint64_t before = sim_stat(sim, "connections");
+    gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    int fd = unix_connect(sim->sock);
+
+    while (sim_stat(sim, "connections") == before) {
+        if (g_get_monotonic_time() > deadline) {
+            fail_test("the simulator did not accept a new client within 10 s: "
+                    "QEMU still holds its vfio-user connection");
+        }
+        g_usleep(20 * 1000);
+    }
+    close(fd);
+}
+
+static void test_hotplug(void)
+{
+    const char *no_memory[] = { "--fault", "no-memory", NULL };
+    const char *bin = sim_binary();
+    const uint64_t pattern = 0x5aa5c33c0ff0e11eULL;
+    QTestState *qts;
+    Sim *bad, *good;
+    QDict *rsp;
+    uint32_t exp;
+    uint64_t base;
+    uint8_t buf[8];
+
+    if (!bin) {
+        return;
+    }
+    bad = sim_start(bin, 256, no_memory);
+    good = sim_start(bin, 256, NULL);
+    qts = qtest_init(TOPO_MACHINE TOPO_FMW_4G TOPO_BRIDGES);
+    ecam_enable(qts);
+    setup_root_port(qts);
+
+    /* The root port's slot takes native hotplug. */
+    exp = find_exp_cap(qts, RP_BUS);
+    g_assert_cmphex(exp, !=, 0);
+    g_assert_cmphex(cfg_readl(qts, RP_BUS, exp + EXP_SLTCAP) &
+                    EXP_SLTCAP_HPC, ==, EXP_SLTCAP_HPC);
+    g_assert(qmp_running(qts));
+
+    /* A broken host is refused and the VM keeps running. */
+    rsp = qmp_device_add(qts, bad);
+    if (!qdict_haskey(rsp, "error")) {
+        fail_test("device_add against a host without memory succeeded");
+    }
+    g_test_message("device_add (no memory): %s",
+                   qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"));
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"),
+                    "memory region"));
+    qobject_unref(rsp);
+    g_assert(qmp_running(qts));
+    g_assert_cmphex(cfg_readl(qts, DEV_BUS, 0) & 0xffff, ==, 0xffff);
+
+    /* A good one is taken. */
+    rsp = qmp_device_add(qts, good);
+    if (qdict_haskey(rsp, "error")) {
+        fail_test("device_add failed: %s",
+                qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"));
+    }
+    qobject_unref(rsp);
+    g_assert(qmp_running(qts));
+    slot_power(qts, exp, true);
+    setup_device(qts);
+    base = guest_window_base(qts, good->mem_size);
+    stq_le_p(buf, pattern);
+    sim_mem_write(good, 0, buf, 8);
+    g_assert_cmphex(qtest_readq(qts, base), ==, pattern);
+
+    /*
+     * Unplug: device_del presses the attention button; the guest answers
+     * by turning the power indicator and the slot power off.
+     */
+    qtest_qmp_device_del_send(qts, "acc");
+    slot_power(qts, exp, false);
+    qtest_qmp_eventwait(qts, "DEVICE_DELETED");
+    g_assert(qmp_running(qts));
+
+    g_assert_cmphex(cfg_readl(qts, DEV_BUS, 0) & 0xffff, ==, 0xffff);
+    g_assert_cmphex(qtest_readq(qts, base), !=, pattern);
+    assert_sim_free_for_new_client(good);
+
+    qtest_quit(qts);
+    sim_free(good);
+    sim_free(bad);
+}
+
+int main(int argc, char **argv)
+{
+    size_t i;
+
+    g_test_init(&argc, &argv, NULL);
+    /* A QEMU that exits early must not kill us through its stdin. */
+    signal(SIGPIPE, SIG_IGN);
+
+    qtest_add_func("/vfio-cxl/dvsec", test_dvsec);
+    qtest_add_func("/vfio-cxl/component", test_component);
+    qtest_add_func("/vfio-cxl/memory", test_memory);
+    qtest_add_data_func("/vfio-cxl/uapi/v2", "v2", test_uapi);
+    qtest_add_data_func("/vfio-cxl/uapi/v3", "v3", test_uapi);
+    for (i = 0; i < ARRAY_SIZE(refused_cases); i++) {
+        g_autofree char *path =
+            g_strdup_printf("/vfio-cxl/refused/%s", refused_cases[i].name);
+
+        qtest_add_data_func(path, &refused_cases[i], test_refused);
+    }
+    qtest_add_func("/vfio-cxl/hotplug", test_hotplug);
+    return g_test_run();
+}
