@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Lint the Rust crates that only build inside QEMU (the device crate and,
-# through meson, the register model): rustfmt, and clippy with QEMU's lint
-# set through meson's clippy target.  Upstream crates may warn under a newer
+# Lint what only builds inside QEMU: the device crate (rustfmt, and clippy
+# with QEMU's lint set through meson's clippy target) and our C files
+# (checkpatch).  Upstream crates may warn under a newer
 # clippy; any diagnostic that points into our crates fails the step.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$PROJECT_ROOT"
 
 rustfmt --check --edition 2021 rust/hw/vfio/cxl/src/lib.rs
+
+# Our C glue and qtest, in QEMU's style.
+"$QEMU_SRC/scripts/checkpatch.pl" --no-tree --terse -f \
+    hw/vfio/*.[ch] hw/vfio-user/*.h tests/qtest/vfio-cxl-*.c
 
 log="$QEMU_BUILD/vfio-cxl-clippy.log"
 # QEMU's clippy.toml (doc idents, msrv) lives at its source root.

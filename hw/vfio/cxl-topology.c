@@ -64,8 +64,10 @@ bool vfio_cxl_find_port(PCIDevice *pdev, VFIOCXLPort *port, Error **errp)
     }
     hb = pci_get_bus(rp)->parent_dev;
     if (!hb || !object_dynamic_cast(OBJECT(hb), TYPE_PXB_CXL_DEV)) {
+        const char *rp_name = DEVICE(rp)->id ?: object_get_typename(OBJECT(rp));
+
         error_setg(errp, "root port '%s' is not under a CXL host bridge "
-                   "(pxb-cxl)", DEVICE(rp)->id ?: object_get_typename(OBJECT(rp)));
+                   "(pxb-cxl)", rp_name);
         return false;
     }
     if (!DEVICE(hb)->id) {

@@ -20,6 +20,7 @@ use util::Result;
 
 use crate::{
     bindings,
+    memory::MappedMemory,
     passthrough::{DeviceRefs, Passthrough},
     pci_class::{VfioCxlClass, VfioPci, VfioPciDevice, VfioSubclassImpl, VfioUserPci},
 };
@@ -27,12 +28,16 @@ use crate::{
 /// The CXL state every instance carries, whichever its parent.
 pub struct CxlState {
     cxl: BqlRefCell<Option<Passthrough>>,
+    /// Memory regions taken out of the guest's view by unrealize, freed
+    /// with the device.
+    retired: BqlRefCell<Vec<MappedMemory>>,
 }
 
 impl CxlState {
     const fn new() -> Self {
         CxlState {
             cxl: BqlRefCell::new(None),
+            retired: BqlRefCell::new(Vec::new()),
         }
     }
 
@@ -45,7 +50,10 @@ impl CxlState {
     }
 
     fn unrealize(&self) {
-        self.cxl.borrow_mut().take();
+        let passthrough = self.cxl.borrow_mut().take();
+        if let Some(memory) = passthrough.and_then(Passthrough::unrealize) {
+            self.retired.borrow_mut().push(memory);
+        }
     }
 
     fn reset(&self) {

@@ -19,8 +19,13 @@ use crate::bindings;
 const OVERLAY_PRIORITY: i32 = 1;
 
 /// The host's memory region mmapped and placed at a guest address.
+///
+/// Like vfio-pci's BARs, it is taken out of the guest's view at unrealize
+/// ([`MappedMemory::unmap`]) but freed only when the device is finalized
+/// (on drop): until then a stale `FlatView` may still point at it.
 pub struct MappedMemory {
     region: Box<bindings::VFIORegion>,
+    mapped: bool,
 }
 
 impl MappedMemory {
@@ -73,12 +78,20 @@ impl MappedMemory {
                 OVERLAY_PRIORITY,
             );
         }
-        Ok(MappedMemory { region })
+        Ok(MappedMemory {
+            region,
+            mapped: true,
+        })
     }
 }
 
-impl Drop for MappedMemory {
-    fn drop(&mut self) {
+impl MappedMemory {
+    /// Take the memory out of the guest's view and unmap it from QEMU.
+    pub fn unmap(&mut self) {
+        if !self.mapped {
+            return;
+        }
+        self.mapped = false;
         // SAFETY: the region was placed in system memory by map().
         unsafe {
             memory_region_del_subregion(
@@ -86,8 +99,16 @@ impl Drop for MappedMemory {
                 self.region.mem.cast::<MemoryRegion>(),
             );
             bindings::vfio_region_exit(&mut *self.region);
-            bindings::vfio_region_finalize(&mut *self.region);
         }
+    }
+}
+
+impl Drop for MappedMemory {
+    fn drop(&mut self) {
+        self.unmap();
+        // SAFETY: set up by map(); per map()'s contract the device is being
+        // finalized, so no FlatView refers to the region any more.
+        unsafe { bindings::vfio_region_finalize(&mut *self.region) }
     }
 }
 

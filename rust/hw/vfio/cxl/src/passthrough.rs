@@ -156,8 +156,17 @@ impl Passthrough {
             _migration_blocker: migration_blocker,
         };
         this.write_host_base()?;
+        // Nothing may fail once the memory is mapped: a mapping, once
+        // seen by a FlatView, can only be freed when the device is.
         // SAFETY: per this function's contract.
         unsafe {
+            let bar = usize::from(this.layout.component_bar);
+            let bar_mr = (*dev.vdev).bars[bar].region.mem.cast::<MemoryRegion>();
+            this.component = Some(ComponentOverlay::add(
+                bar_mr,
+                this.layout.component_offset,
+                dev.component_mr,
+            )?);
             let vbasedev = std::ptr::addr_of_mut!((*dev.vdev).vbasedev);
             this.memory = Some(
                 MappedMemory::map(
@@ -168,13 +177,6 @@ impl Passthrough {
                 )
                 .map_err(|e| Error::format(format_args!("{}: {e}", dev.name)))?,
             );
-            let bar = usize::from(this.layout.component_bar);
-            let bar_mr = (*dev.vdev).bars[bar].region.mem.cast::<MemoryRegion>();
-            this.component = Some(ComponentOverlay::add(
-                bar_mr,
-                this.layout.component_offset,
-                dev.component_mr,
-            )?);
         }
         trace::trace_vfio_cxl_mapped(this.window.base, this.layout.memory_size);
         this.program_host_bridge();
@@ -279,15 +281,22 @@ impl Passthrough {
     }
 }
 
-impl Drop for Passthrough {
-    fn drop(&mut self) {
+impl Passthrough {
+    /// Take everything out of the guest's view and give the window back.
+    /// The memory region comes back unmapped, for the device to free when
+    /// it is finalized.
+    pub fn unrealize(mut self) -> Option<MappedMemory> {
         self.component = None;
-        self.memory = None;
-        trace::trace_vfio_cxl_unmapped(self.window.base);
+        let mut memory = self.memory.take();
+        if let Some(memory) = memory.as_mut() {
+            memory.unmap();
+            trace::trace_vfio_cxl_unmapped(self.window.base);
+        }
         WINDOWS_IN_USE
             .lock()
             .unwrap()
             .retain(|&index| index != self.window.index);
+        memory
     }
 }
 
