@@ -21,7 +21,7 @@ use util::Result;
 use crate::{
     bindings,
     memory::MappedMemory,
-    passthrough::{DeviceRefs, Passthrough},
+    passthrough::{DeviceRefs, Passthrough, ResetKind},
     pci_class::{VfioCxlClass, VfioPci, VfioPciDevice, VfioSubclassImpl, VfioUserPci},
 };
 
@@ -56,12 +56,34 @@ impl CxlState {
         }
     }
 
-    fn reset(&self) {
+    /// Reset the device: hide its memory, reset the host, check and
+    /// restore, show the memory again.  Returns false, doing nothing, when
+    /// the device has no CXL passthrough (then the parent resets it).
+    fn reset(&self, kind: ResetKind) -> bool {
+        let vdev = {
+            let cxl = self.cxl.borrow();
+            let Some(passthrough) = cxl.as_ref() else {
+                return false;
+            };
+            passthrough.begin_reset(kind);
+            passthrough.vdev()
+        };
+        // No borrow is held here: the host reset runs vfio-pci code.
+        // SAFETY: the device is realized while it has a passthrough.
+        let result = unsafe { Passthrough::reset_host(vdev) };
         if let Some(passthrough) = self.cxl.borrow_mut().as_mut() {
-            if let Err(e) = passthrough.reset_to_boot() {
+            if let Err(e) = passthrough.finish_reset(kind, result) {
                 report_error(&e.to_string());
             }
         }
+        true
+    }
+
+    fn status(&self) -> String {
+        self.cxl
+            .borrow()
+            .as_ref()
+            .map_or_else(|| "not realized".to_string(), Passthrough::status)
     }
 
     fn program_host_bridge(&self) {
@@ -114,6 +136,19 @@ impl CxlState {
     /// Config writes: nothing inside the CXL Device DVSEC reaches the host
     /// (vfio-pci would forward it before updating its own copy).
     fn config_write(&self, addr: u32, value: u32, len: u32, parent: &dyn Fn(u32, u32, u32)) {
+        // A Function Level Reset is the device's to perform (once, with
+        // the guest mapping disabled around it); the rest of the write
+        // goes on as usual.
+        let flr = self
+            .cxl
+            .borrow()
+            .as_ref()
+            .and_then(|p| p.strip_flr(addr, value, len));
+        if let Some(without_flr) = flr {
+            self.config_write(addr, without_flr, len, parent);
+            self.reset(ResetKind::Flr);
+            return;
+        }
         let mut cxl = self.cxl.borrow_mut();
         let Some(passthrough) = cxl.as_mut() else {
             drop(cxl);
@@ -141,11 +176,16 @@ impl CxlState {
             }
             effect
         };
-        if effect != DvsecWriteEffect::None {
-            report_error(&format!(
-                "{}: {effect:?} through the CXL DVSEC is not supported yet; ignored",
+        match effect {
+            DvsecWriteEffect::None => {}
+            DvsecWriteEffect::CxlResetRequested => {
+                drop(cxl);
+                self.reset(ResetKind::Cxl);
+            }
+            DvsecWriteEffect::CacheWbiRequested => report_error(&format!(
+                "{}: cache write-back and invalidate is not supported; ignored",
                 passthrough.name()
-            ));
+            )),
         }
     }
 }
@@ -204,6 +244,16 @@ macro_rules! vfio_cxl_type {
                     COMPONENT_BLOCK_SIZE,
                 );
                 uninit_field_mut!(*this, state).write(CxlState::new());
+                // SAFETY: the object is being initialized; the getter reads
+                // the state written just above.
+                unsafe {
+                    qom::bindings::object_property_add_str(
+                        this.as_object_mut_ptr(),
+                        c"cxl-status".as_ptr(),
+                        Some(cxl_status_get::<$ty>),
+                        None,
+                    );
+                }
             }
 
             fn refs(&self) -> DeviceRefs {
@@ -251,10 +301,10 @@ macro_rules! vfio_cxl_type {
                 self.state.unrealize();
             }
 
-            fn reset_before_parent(&self) {}
-
-            fn reset_after_parent(&self) {
-                self.state.reset();
+            fn reset(&self, parent: &dyn Fn()) {
+                if !self.state.reset(ResetKind::Full) {
+                    parent();
+                }
             }
 
             fn config_read(&self, addr: u32, len: u32, parent: &dyn Fn(u32, u32) -> u32) -> u32 {
@@ -290,6 +340,22 @@ trait HasCxlState {
         let this: *const Self = self;
         this.cast_mut().cast()
     }
+}
+
+/// Getter of the read-only `cxl-status` property (QMP `qom-get`).
+///
+/// # Safety
+///
+/// `obj` is an initialized instance of `T`.
+unsafe extern "C" fn cxl_status_get<T: HasCxlState>(
+    obj: *mut qom::bindings::Object,
+    _errp: *mut *mut qom::bindings::Error,
+) -> *mut std::ffi::c_char {
+    // SAFETY: per the contract.
+    let dev = unsafe { &*obj.cast::<T>() };
+    let status = std::ffi::CString::new(dev.cxl_state().status()).unwrap_or_default();
+    // SAFETY: QOM frees the returned copy with g_free.
+    unsafe { glib_sys::g_strdup(status.as_ptr()) }
 }
 
 /// A system reset clears the host bridge's registers after the devices

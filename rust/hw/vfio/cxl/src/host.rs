@@ -171,6 +171,22 @@ impl VfioHost {
     }
 }
 
+/// Reset the host device (vfio-pci's pre- and post-reset steps around a
+/// device reset) and report whether the host reset worked.
+///
+/// # Safety
+///
+/// `vdev` must be a realized VFIO PCI device.
+pub unsafe fn reset_host(vdev: *mut bindings::VFIOPCIDevice) -> util::Result<()> {
+    // SAFETY: per the contract; errp comes from Error::with_errp.
+    let ok = unsafe { util::Error::with_errp(|errp| bindings::vfio_cxl_reset_host(vdev, errp))? };
+    if ok {
+        Ok(())
+    } else {
+        Err(util::Error::msg("the host device reset failed"))
+    }
+}
+
 const fn libc_einval() -> i32 {
     22
 }

@@ -86,6 +86,19 @@ impl MappedMemory {
 }
 
 impl MappedMemory {
+    /// Show or hide the memory from the guest, keeping the mapping.
+    pub fn set_visible(&self, visible: bool) {
+        if self.mapped {
+            // SAFETY: the region is set up and owned by the device.
+            unsafe {
+                system::bindings::memory_region_set_enabled(
+                    self.region.mem.cast::<MemoryRegion>(),
+                    visible,
+                );
+            }
+        }
+    }
+
     /// Take the memory out of the guest's view and unmap it from QEMU.
     pub fn unmap(&mut self) {
         if !self.mapped {

@@ -5,7 +5,7 @@
 //! unrealize takes down again.  Decisions come from `cxl_model`; this file
 //! applies them to QEMU.
 
-use std::{ops::Range, sync::Mutex};
+use std::{ffi::CStr, ops::Range, sync::Mutex};
 
 use cxl_model::{
     discovery::{self, HostLayout},
@@ -34,6 +34,32 @@ const DVSEC_EMULATED_FROM: u16 = 0x0A;
 /// one (the BQL serializes realize, the mutex keeps this safe Rust).
 static WINDOWS_IN_USE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
+/// The resets a guest can cause; they differ in what CXL state survives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetKind {
+    /// Function Level Reset: CXL.mem state (HDM decoders, DVSEC) stays, as
+    /// the CXL specification says.
+    Flr,
+    /// CXL Reset through the DVSEC: CXL.mem state returns to its boot value.
+    Cxl,
+    /// System reset or secondary bus reset: everything returns to boot.
+    Full,
+}
+
+impl ResetKind {
+    const fn name(self) -> &'static CStr {
+        match self {
+            ResetKind::Flr => c"FLR",
+            ResetKind::Cxl => c"CXL",
+            ResetKind::Full => c"full",
+        }
+    }
+}
+
+/// Device Control in the `PCIe` capability, and its "Initiate FLR" bit.
+const PCI_EXP_DEVCTL: u32 = 0x08;
+const PCI_EXP_DEVCTL_BCR_FLR: u32 = 0x8000;
+
 /// What realize needs to know about the device it works for.
 pub struct DeviceRefs {
     /// `"<type> '<id>'"`, for messages.
@@ -51,6 +77,12 @@ pub struct DeviceRefs {
 /// overlay and frees the window.
 pub struct Passthrough {
     name: String,
+    vdev: *mut bindings::VFIOPCIDevice,
+    kernel_vfio: bool,
+    /// Offset of the `PCIe` capability, whose Device Control starts FLRs.
+    exp_cap: u8,
+    /// Why the memory is not usable after a failed reset, if it is not.
+    failure: Option<String>,
     host: VfioHost,
     layout: HostLayout,
     window: ChosenWindow,
@@ -81,29 +113,7 @@ impl Passthrough {
 
         // SAFETY: dev.vdev is realized (contract).
         let host = unsafe { VfioHost::new(dev.vdev) };
-        let regions = host.region_descs().map_err(refuse)?;
-        let config = host
-            .config_space()
-            .map_err(|e| refuse(format!("cannot read config space (error {e})")))?;
-        let info = if dev.kernel_vfio {
-            host.kernel_device_info_bytes()
-                .map(|bytes| uapi::device_info_cxl(&bytes))
-                .transpose()
-                .map_err(|e| refuse(format!("the CXL device-info capability is invalid: {e}")))?
-                .flatten()
-        } else {
-            None
-        };
-        let comp_regs = regions
-            .iter()
-            .find(|r| r.cap_type == Some((VFIO_REGION_TYPE_CXL, VFIO_REGION_SUBTYPE_CXL_COMP_REGS)))
-            .map(|r| r.index);
-        let layout = discovery::discover(&regions, &config, info.as_ref(), &mut |offset| {
-            let index = comp_regs.ok_or_else(|| "no COMP_REGS region".to_string())?;
-            host.read32(index, offset)
-                .map_err(|e| std::io::Error::from_raw_os_error(e).to_string())
-        })
-        .map_err(|e| refuse(e.to_string()))?;
+        let (layout, config) = discover_host(&host, dev.kernel_vfio).map_err(refuse)?;
         trace::trace_vfio_cxl_discovered(
             layout.memory_region,
             layout.memory_size,
@@ -142,8 +152,14 @@ impl Passthrough {
         let dvsec_len = dvsec_length(&config, layout.device_dvsec_offset);
         let migration_blocker = MigrationBlocker::add(&dev.name)?;
 
+        // SAFETY: the PCI core set up the device's PCIe capability.
+        let exp_cap = unsafe { (*dev.vdev).parent_obj.exp.exp_cap };
         let mut this = Passthrough {
             name: dev.name.clone(),
+            vdev: dev.vdev,
+            kernel_vfio: dev.kernel_vfio,
+            exp_cap,
+            failure: None,
             host,
             layout,
             window,
@@ -184,6 +200,123 @@ impl Passthrough {
         Ok(this)
     }
 
+    /// If a config write of `value` (`len` bytes at `addr`) starts a
+    /// Function Level Reset, the same write without the FLR bit.
+    pub fn strip_flr(&self, addr: u32, value: u32, len: u32) -> Option<u32> {
+        if self.exp_cap == 0 {
+            return None;
+        }
+        let flr_byte = u32::from(self.exp_cap) + PCI_EXP_DEVCTL + 1;
+        if !(addr..addr + len).contains(&flr_byte) {
+            return None;
+        }
+        let bit = (flr_byte - addr) * 8 + (PCI_EXP_DEVCTL_BCR_FLR.trailing_zeros() - 8);
+        (value & (1 << bit) != 0).then_some(value & !(1 << bit))
+    }
+
+    /// First step of every reset: no guest access may reach the device
+    /// memory while the host resets it.
+    pub fn begin_reset(&self, kind: ResetKind) {
+        if let Some(memory) = &self.memory {
+            memory.set_visible(false);
+        }
+        trace::trace_vfio_cxl_reset_begin(kind.name());
+    }
+
+    /// Reset the host device.  Called between [`Passthrough::begin_reset`]
+    /// and [`Passthrough::finish_reset`], with no borrow of the device's
+    /// state held: the reset runs vfio-pci code that may call back.
+    ///
+    /// # Safety
+    ///
+    /// The device `vdev` must still be realized.
+    pub unsafe fn reset_host(vdev: *mut bindings::VFIOPCIDevice) -> Result<()> {
+        // SAFETY: per the contract.
+        unsafe { crate::host::reset_host(vdev) }
+    }
+
+    /// The device this passthrough works for.
+    pub const fn vdev(&self) -> *mut bindings::VFIOPCIDevice {
+        self.vdev
+    }
+
+    /// Last step of every reset: check that the host still presents the
+    /// same committed memory, restore what the guest sees, and give the
+    /// memory back to the guest.  On failure the memory stays hidden and
+    /// the error says why.
+    pub fn finish_reset(&mut self, kind: ResetKind, host_reset: Result<()>) -> Result<()> {
+        let outcome = host_reset
+            .map_err(|e| format!("the host reset failed: {e}"))
+            .and_then(|()| self.check_host_after_reset())
+            .and_then(|()| {
+                if kind != ResetKind::Flr {
+                    self.guest.reset_to_boot();
+                    self.dvsec.reset();
+                }
+                self.write_host_base().map_err(|e| e.to_string())
+            });
+        let ok = outcome.is_ok();
+        if kind == ResetKind::Cxl {
+            self.dvsec.set_reset_status(ok, !ok);
+        }
+        trace::trace_vfio_cxl_reset_end(kind.name(), ok);
+        match outcome {
+            Ok(()) => {
+                self.failure = None;
+                if let Some(memory) = &self.memory {
+                    memory.set_visible(true);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let msg = format!(
+                    "{}: after {} reset, device memory stays unmapped from the guest: {e}",
+                    self.name,
+                    kind.name().to_string_lossy()
+                );
+                self.failure = Some(msg.clone());
+                Err(Error::msg(msg))
+            }
+        }
+    }
+
+    /// What the `cxl-status` property says: where the memory is, or why
+    /// it is not usable after a failed reset.
+    pub fn status(&self) -> String {
+        match &self.failure {
+            Some(failure) => format!("unmapped: {failure}"),
+            None => format!(
+                "mapped: {:#x} bytes at {:#x} in CXL fixed memory window {}",
+                self.layout.memory_size, self.window.base, self.window.index
+            ),
+        }
+    }
+
+    fn check_host_after_reset(&self) -> std::result::Result<(), String> {
+        let (now, _) = discover_host(&self.host, self.kernel_vfio)?;
+        let before = &self.layout;
+        if now.memory_region != before.memory_region
+            || now.memory_size != before.memory_size
+            || now.comp_regs_region != before.comp_regs_region
+            || now.component_bar != before.component_bar
+            || now.component_offset != before.component_offset
+        {
+            return Err(format!(
+                "the host now presents memory region {} of {:#x} bytes (component block in \
+                 BAR {} at {:#x}); it was region {} of {:#x} bytes (BAR {} at {:#x})",
+                now.memory_region,
+                now.memory_size,
+                now.component_bar,
+                now.component_offset,
+                before.memory_region,
+                before.memory_size,
+                before.component_bar,
+                before.component_offset
+            ));
+        }
+        Ok(())
+    }
+
     /// uAPI v2 zeroes the host decoder's BASE at open and after reset and
     /// expects the VMM to write the guest address there.
     fn write_host_base(&self) -> Result<()> {
@@ -215,14 +348,6 @@ impl Passthrough {
         );
         let programmed = self.port.write_host_bridge_hdm(&decoder.registers());
         trace::trace_vfio_cxl_host_bridge_decoder(decoder.base, decoder.size, programmed);
-    }
-
-    /// Return the CXL state the guest sees to what it is at boot, after a
-    /// reset that the CXL specification says resets CXL.mem state.
-    pub fn reset_to_boot(&mut self) -> Result<()> {
-        self.guest.reset_to_boot();
-        self.dvsec.reset();
-        self.write_host_base()
     }
 
     /// `"<type> '<id>'"`, for messages.
@@ -298,6 +423,38 @@ impl Passthrough {
             .retain(|&index| index != self.window.index);
         memory
     }
+}
+
+/// Ask the host for its CXL resources and check them.  Returns the layout
+/// and the host's config space.
+fn discover_host(
+    host: &VfioHost,
+    kernel_vfio: bool,
+) -> std::result::Result<(HostLayout, Vec<u8>), String> {
+    let regions = host.region_descs()?;
+    let config = host
+        .config_space()
+        .map_err(|e| format!("cannot read config space (error {e})"))?;
+    let info = if kernel_vfio {
+        host.kernel_device_info_bytes()
+            .map(|bytes| uapi::device_info_cxl(&bytes))
+            .transpose()
+            .map_err(|e| format!("the CXL device-info capability is invalid: {e}"))?
+            .flatten()
+    } else {
+        None
+    };
+    let comp_regs = regions
+        .iter()
+        .find(|r| r.cap_type == Some((VFIO_REGION_TYPE_CXL, VFIO_REGION_SUBTYPE_CXL_COMP_REGS)))
+        .map(|r| r.index);
+    let layout = discovery::discover(&regions, &config, info.as_ref(), &mut |offset| {
+        let index = comp_regs.ok_or_else(|| "no COMP_REGS region".to_string())?;
+        host.read32(index, offset)
+            .map_err(|e| std::io::Error::from_raw_os_error(e).to_string())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok((layout, config))
 }
 
 /// Length of the DVSEC at `offset` of `config`, from DVSEC header 1.

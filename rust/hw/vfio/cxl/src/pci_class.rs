@@ -107,10 +107,9 @@ pub trait VfioSubclassImpl: DeviceImpl + IsA<VfioPciDevice> {
     /// Runs before the parent's exit.
     fn exit_before_parent(&self);
 
-    /// Runs around the parent's legacy reset: `before` runs first, then the
-    /// parent's reset (which resets the host device), then `after`.
-    fn reset_before_parent(&self);
-    fn reset_after_parent(&self);
+    /// The device's legacy reset (system reset, bus reset); `parent()` is
+    /// vfio-pci's, which resets the host device.
+    fn reset(&self, parent: &dyn Fn());
 
     /// Config space read; `parent(addr, len)` reads through vfio-pci.
     fn config_read(&self, addr: u32, len: u32, parent: &dyn Fn(u32, u32) -> u32) -> u32;
@@ -217,17 +216,22 @@ unsafe extern "C" fn rust_exit<T: VfioSubclassImpl>(pdev: *mut bindings::PCIDevi
 ///
 /// Called by qdev's legacy reset with a valid `T` instance.
 unsafe extern "C" fn rust_reset<T: VfioSubclassImpl>(dev: *mut hwcore::bindings::DeviceState) {
-    // SAFETY: dev is an instance of T.
-    let state = unsafe { NonNull::new(dev).unwrap().cast::<T>().as_ref() };
-    state.reset_before_parent();
     // SAFETY: dev is an instance of T, whose class is a VfioCxlClass.
-    if let Some(parent_reset) = unsafe { class_of(dev.cast()) }.parent_reset {
-        // SAFETY: chaining to the C parent with the argument qdev gave us.
-        unsafe {
-            parent_reset(dev);
+    let (state, class) = unsafe {
+        (
+            NonNull::new(dev).unwrap().cast::<T>().as_ref(),
+            class_of(dev.cast()),
+        )
+    };
+    let parent = || {
+        if let Some(parent_reset) = class.parent_reset {
+            // SAFETY: chaining to the C parent with the argument qdev gave us.
+            unsafe {
+                parent_reset(dev);
+            }
         }
-    }
-    state.reset_after_parent();
+    };
+    state.reset(&parent);
 }
 
 /// # Safety
