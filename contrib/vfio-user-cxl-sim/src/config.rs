@@ -17,6 +17,10 @@
 //! Every byte has a write mask and a write-1-to-clear mask; bits in
 //! neither are read-only.  BAR sizing falls out of the masks: writing
 //! all-ones to BAR 0 reads back the size mask with the type bits.
+//!
+//! Device Control "Initiate Function Level Reset" is virtualized as
+//! vfio-pci does: never latched (reads 0), and a write setting it on an
+//! FLR-capable function asks for a reset ([`ConfigEffect::Flr`]).
 
 /// Vendor ID: 0x1234, the de-facto "test/experimental" ID also used by
 /// QEMU's `edu` and `bochs-display` devices.  Not a real CXL vendor.
@@ -46,9 +50,24 @@ const COMMAND_WMASK: u16 = 0x0547;
 const STATUS_W1C: u16 = 0xf900;
 /// BAR type bits of BAR 0: memory, 64-bit, non-prefetchable.
 pub const BAR0_TYPE: u32 = 0x4;
+/// Device Capabilities "Function Level Reset Capability".
+pub const PCIE_DEVCAP_FLR: u32 = 1 << 28;
 /// PCI Express Device Capabilities: MPS 256 bytes, role-based error
 /// reporting, Function Level Reset capable (bit 28).
-pub const PCIE_DEVCAP: u32 = 0x1 | (1 << 15) | (1 << 28);
+pub const PCIE_DEVCAP: u32 = 0x1 | (1 << 15) | PCIE_DEVCAP_FLR;
+/// Offset of Device Control in the PCI Express capability.
+pub const PCIE_DEVCTL: usize = 0x08;
+/// Device Control "Initiate Function Level Reset".
+pub const PCIE_DEVCTL_FLR: u16 = 1 << 15;
+
+/// What a config write asks of the device besides changing registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigEffect {
+    None,
+    /// Device Control "Initiate Function Level Reset" was written as 1
+    /// on an FLR-capable function.
+    Flr,
+}
 
 /// The ordinary configuration registers with their write behaviour.
 #[derive(Clone)]
@@ -94,8 +113,8 @@ impl ConfigSpace {
         c.bytes[p + 1] = MSI_CAP as u8;
         c.set16(p + 0x02, 0x0002);
         c.set32(p + 0x04, PCIE_DEVCAP);
-        c.set16(p + 0x08, 0x2810); // MRRS 512, no snoop, relaxed ordering
-        c.mask16(p + 0x08, 0x7fff, 0); // FLR (bit 15) is not latched
+        c.set16(p + PCIE_DEVCTL, 0x2810); // MRRS 512, no snoop, relaxed ordering
+        c.mask16(p + PCIE_DEVCTL, !PCIE_DEVCTL_FLR, 0); // FLR is not latched
         c.mask16(p + 0x0a, 0, 0x000f); // error detected bits
         c.set32(p + 0x0c, 0x0000_0105); // x16, 32 GT/s, port 0
         c.mask16(p + 0x10, 0x0fc3, 0);
@@ -145,13 +164,26 @@ impl ConfigSpace {
         buf.copy_from_slice(&self.bytes[offset..offset + buf.len()]);
     }
 
-    /// Writes `data` at `offset`, honouring the masks.
-    pub fn write(&mut self, offset: usize, data: &[u8]) {
+    /// Writes `data` at `offset`, honouring the masks, and says whether
+    /// the write initiates a Function Level Reset (the caller performs
+    /// it after the registers are written, as vfio-pci does).
+    pub fn write(&mut self, offset: usize, data: &[u8]) -> ConfigEffect {
         for (i, &v) in data.iter().enumerate() {
             let o = offset + i;
             let keep = self.bytes[o] & !self.wmask[o];
             let cleared = self.bytes[o] & self.w1c[o] & v;
             self.bytes[o] = (keep | (v & self.wmask[o])) & !cleared;
+        }
+        let [_, flr_byte] = PCIE_DEVCTL_FLR.to_le_bytes();
+        let at = PCIE_CAP + PCIE_DEVCTL + 1;
+        let flr_written = at
+            .checked_sub(offset)
+            .and_then(|i| data.get(i))
+            .is_some_and(|&v| v & flr_byte != 0);
+        if flr_written && self.dword(PCIE_CAP + 4) & PCIE_DEVCAP_FLR != 0 {
+            ConfigEffect::Flr
+        } else {
+            ConfigEffect::None
         }
     }
 
@@ -211,5 +243,28 @@ mod tests {
         assert_eq!((c.dword(PCIE_CAP) >> 20) & 0xf, 0, "endpoint");
         assert_ne!(c.dword(PCIE_CAP + 4) & (1 << 28), 0, "FLR capable");
         assert_eq!(c.dword(MSI_CAP) & 0xff, 0x05);
+    }
+
+    #[test]
+    fn flr_is_requested_not_latched() {
+        let mut c = ConfigSpace::new(0x40000);
+        let devctl = PCIE_CAP + PCIE_DEVCTL;
+        let before = c.dword(devctl) & 0xffff;
+        let flr = (before as u16 | PCIE_DEVCTL_FLR).to_le_bytes();
+        assert_eq!(c.write(devctl, &flr), ConfigEffect::Flr);
+        assert_eq!(c.dword(devctl) & 0xffff, before, "FLR reads 0");
+        // Through a dword write, and the high byte alone.
+        let dword = (c.dword(devctl) | u32::from(PCIE_DEVCTL_FLR)).to_le_bytes();
+        assert_eq!(c.write(devctl, &dword), ConfigEffect::Flr);
+        assert_eq!(c.write(devctl + 1, &[0x80]), ConfigEffect::Flr);
+        // Other Device Control bits, and the same bit elsewhere, are not.
+        assert_eq!(c.write(devctl, &[0x10, 0x28]), ConfigEffect::None);
+        assert_eq!(c.write(devctl, &[0x80]), ConfigEffect::None);
+        assert_eq!(c.write(devctl + 2, &[0xff, 0xff]), ConfigEffect::None);
+        assert_eq!(c.write(devctl - 4, &[0xff; 4]), ConfigEffect::None);
+        // A function without FLR capability ignores the bit.
+        let cap = c.dword(PCIE_CAP + 4) & !PCIE_DEVCAP_FLR;
+        c.set32(PCIE_CAP + 4, cap);
+        assert_eq!(c.write(devctl, &flr), ConfigEffect::None);
     }
 }

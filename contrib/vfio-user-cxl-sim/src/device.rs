@@ -29,7 +29,7 @@ use vfio_bindings::bindings::vfio::{
     VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
 };
 
-use crate::config::{ConfigSpace, CONFIG_SIZE, EXT_CAP_START};
+use crate::config::{ConfigEffect, ConfigSpace, CONFIG_SIZE, EXT_CAP_START};
 use crate::control::Stats;
 use crate::cxl::{self, CxlHost, DvsecEffect};
 use crate::memory::Backing;
@@ -373,6 +373,7 @@ impl Device {
     }
 
     fn config_write(&mut self, offset: usize, data: &[u8]) {
+        let mut flr = false;
         for (r, in_dvsec) in self.split_config(offset, data.len()) {
             if r.is_empty() {
                 continue;
@@ -385,12 +386,20 @@ impl Device {
                     DvsecEffect::CacheWbi => Stats::bump(&self.stats.cache_wbis),
                 }
             } else {
-                self.config.write(r.start, part);
+                flr |= self.config.write(r.start, part) == ConfigEffect::Flr;
+            }
+        }
+        if flr {
+            // vfio-pci resets the function like VFIO_DEVICE_RESET; a
+            // failure is only logged, the config write itself succeeds.
+            if let Err(e) = self.reset() {
+                eprintln!("vfio-user-cxl-sim: FLR through Device Control failed: {e}");
             }
         }
     }
 
-    /// `VFIO_USER_DEVICE_RESET` (a function-level reset).
+    /// `VFIO_USER_DEVICE_RESET` (a function-level reset); also what a
+    /// config write initiating an FLR in Device Control does.
     pub fn reset(&mut self) -> Result<(), Errno> {
         if self.opts.faults.reset_fails {
             Stats::bump(&self.stats.reset_failures);

@@ -25,7 +25,8 @@ pub struct Faults {
     pub cap_chain_loop: bool,
     /// The memory region reports half of decoder 0's size.
     pub memory_smaller_than_decoder: bool,
-    /// `VFIO_USER_DEVICE_RESET` fails with EIO.
+    /// `VFIO_USER_DEVICE_RESET` fails with EIO, and so does the reset an
+    /// FLR written to Device Control starts (the write itself succeeds).
     pub reset_fails: bool,
     /// Each connection is closed after this many messages.
     pub drop_after: Option<u64>,
@@ -142,7 +143,8 @@ Options:
       comp-regs-size-mismatch      COMP_REGS region 4K larger than the layout
       cap-chain-loop               COMP_REGS capability chain loops on itself
       memory-smaller-than-decoder  memory region half of decoder 0's size
-      reset-fails                  DEVICE_RESET replies EIO
+      reset-fails                  DEVICE_RESET replies EIO; an FLR
+                                   written to Device Control fails too
       drop-after=N                 close each connection after N messages
   -v, --verbose          log every message to stderr
   -h, --help             show this help

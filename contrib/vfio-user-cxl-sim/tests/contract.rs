@@ -420,6 +420,90 @@ fn reset_v2_rereads_decoders() {
     assert_eq!(c.read_u32(f.mem, 0x40).unwrap(), 0x1111);
 }
 
+/// The config word at `offset`.
+fn cfg16(c: &mut Client, offset: u64) -> u16 {
+    let b = c.region_read(7, offset, 2).unwrap();
+    u16::from_le_bytes([b[0], b[1]])
+}
+
+/// Config offset of the PCI Express capability, from the list at 0x34.
+fn pcie_cap(c: &mut Client) -> u64 {
+    let cfg = read_config(c);
+    let mut at = usize::from(cfg[0x34]);
+    while at != 0 {
+        if cfg[at] == 0x10 {
+            return at as u64;
+        }
+        at = usize::from(cfg[at + 1]);
+    }
+    panic!("no PCI Express capability");
+}
+
+/// A config write setting Device Control "Initiate FLR" resets the
+/// function once, like `VFIO_DEVICE_RESET`, and the bit reads 0.
+fn flr_in_device_control(v: V) {
+    let sim = start(v, &[]);
+    let mut c = sim.client();
+    let f = discover(&mut c, v);
+    let devctl = pcie_cap(&mut c) + 0x08;
+    let before = cfg16(&mut c, devctl);
+    assert_eq!(before & 0x8000, 0);
+    // Other Device Control bits do not reset.
+    c.region_write(7, devctl, &before.to_le_bytes()).unwrap();
+    assert_eq!(sim.stat("resets"), 0);
+
+    c.write_u32(0, 0x20000, 0xabcd).unwrap();
+    c.write_u32(f.mem, 0x100, 0x600d).unwrap();
+    if v == V::V2 {
+        c.write_u32(f.comp, f.dec0, 0x5000_0000).unwrap();
+    }
+    let writes = sim.stat("config_writes");
+    c.region_write(7, devctl, &(before | 0x8000).to_le_bytes())
+        .unwrap();
+    assert_eq!(sim.stat("resets"), 1, "one reset per FLR");
+    assert_eq!(sim.stat("reset_failures"), 0);
+    assert_eq!(sim.stat("config_writes"), writes + 1);
+    assert_eq!(cfg16(&mut c, devctl), before, "FLR bit not latched");
+    assert_eq!(c.read_u32(0, 0x20000).unwrap(), 0, "accelerator reset");
+    assert_eq!(c.read_u32(f.mem, 0x100).unwrap(), 0x600d, "memory kept");
+    let ctrl = c.read_u32(f.comp, f.dec0 + 0x10).unwrap();
+    assert_ne!(ctrl & CTRL_COMMITTED, 0);
+    if v == V::V2 {
+        assert_eq!(c.read_u32(f.comp, f.dec0).unwrap(), 0, "BASE zeroed");
+    }
+    // The same reset as VFIO_DEVICE_RESET, counted in the same place.
+    c.reset().unwrap();
+    assert_eq!(sim.stat("resets"), 2);
+}
+
+#[test]
+fn flr_in_device_control_v3() {
+    flr_in_device_control(V::V3);
+}
+
+#[test]
+fn flr_in_device_control_v2() {
+    flr_in_device_control(V::V2);
+}
+
+/// With `--fault reset-fails` the FLR fails like `VFIO_DEVICE_RESET`:
+/// counted as a failure, but the config write itself succeeds.
+#[test]
+fn flr_in_device_control_failure() {
+    let sim = start(V::V3, &["--fault", "reset-fails"]);
+    let mut c = sim.client();
+    let devctl = pcie_cap(&mut c) + 0x08;
+    let before = cfg16(&mut c, devctl);
+    c.write_u32(0, 0x20000, 0xabcd).unwrap();
+    c.region_write(7, devctl, &(before | 0x8000).to_le_bytes())
+        .unwrap();
+    assert_eq!(sim.stat("resets"), 0);
+    assert_eq!(sim.stat("reset_failures"), 1);
+    assert_eq!(cfg16(&mut c, devctl), before);
+    assert_eq!(c.read_u32(0, 0x20000).unwrap(), 0xabcd, "not reset");
+    c.device_info().unwrap();
+}
+
 #[test]
 fn reset_v2_uncommitted_leaves_memory_inactive() {
     let sim = start(V::V2, &["--decoder", "uncommitted"]);
