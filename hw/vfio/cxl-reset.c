@@ -27,9 +27,10 @@ static bool vfio_cxl_reset_user(VFIOUserProxy *proxy, Error **errp)
     return true;
 }
 
-bool vfio_cxl_reset_host(VFIOPCIDevice *vdev, Error **errp)
+bool vfio_cxl_reset_host(VFIOPCIDevice *vdev, bool keep_command, Error **errp)
 {
     VFIODevice *vbasedev = &vdev->vbasedev;
+    uint16_t command = pci_get_word(vdev->parent_obj.config + PCI_COMMAND);
     bool ok = true;
 
     vfio_pci_pre_reset(vdev);
@@ -43,5 +44,8 @@ bool vfio_cxl_reset_host(VFIOPCIDevice *vdev, Error **errp)
         ok = false;
     }
     vfio_pci_post_reset(vdev);
+    if (keep_command) {
+        vfio_pci_write_config(&vdev->parent_obj, PCI_COMMAND, command, 2);
+    }
     return ok;
 }

@@ -70,7 +70,7 @@ impl CxlState {
         };
         // No borrow is held here: the host reset runs vfio-pci code.
         // SAFETY: the device is realized while it has a passthrough.
-        let result = unsafe { Passthrough::reset_host(vdev) };
+        let result = unsafe { Passthrough::reset_host(vdev, kind) };
         if let Some(passthrough) = self.cxl.borrow_mut().as_mut() {
             if let Err(e) = passthrough.finish_reset(kind, result) {
                 report_error(&e.to_string());

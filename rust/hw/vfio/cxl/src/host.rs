@@ -172,14 +172,20 @@ impl VfioHost {
 }
 
 /// Reset the host device (vfio-pci's pre- and post-reset steps around a
-/// device reset) and report whether the host reset worked.
+/// device reset) and report whether the host reset worked; `keep_command`
+/// restores the guest's PCI Command register afterwards.
 ///
 /// # Safety
 ///
 /// `vdev` must be a realized VFIO PCI device.
-pub unsafe fn reset_host(vdev: *mut bindings::VFIOPCIDevice) -> util::Result<()> {
+pub unsafe fn reset_host(
+    vdev: *mut bindings::VFIOPCIDevice,
+    keep_command: bool,
+) -> util::Result<()> {
     // SAFETY: per the contract; errp comes from Error::with_errp.
-    let ok = unsafe { util::Error::with_errp(|errp| bindings::vfio_cxl_reset_host(vdev, errp))? };
+    let ok = unsafe {
+        util::Error::with_errp(|errp| bindings::vfio_cxl_reset_host(vdev, keep_command, errp))?
+    };
     if ok {
         Ok(())
     } else {

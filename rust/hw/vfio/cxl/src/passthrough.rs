@@ -230,9 +230,11 @@ impl Passthrough {
     /// # Safety
     ///
     /// The device `vdev` must still be realized.
-    pub unsafe fn reset_host(vdev: *mut bindings::VFIOPCIDevice) -> Result<()> {
+    pub unsafe fn reset_host(vdev: *mut bindings::VFIOPCIDevice, kind: ResetKind) -> Result<()> {
+        // A CXL Reset resets CXL.cache and CXL.mem state, not the
+        // function's PCIe configuration.
         // SAFETY: per the contract.
-        unsafe { crate::host::reset_host(vdev) }
+        unsafe { crate::host::reset_host(vdev, kind == ResetKind::Cxl) }
     }
 
     /// The device this passthrough works for.
