@@ -69,9 +69,15 @@
 #define CFG_PREF_BASE       0x24
 #define CFG_PREF_BASE_HI    0x28
 #define CFG_PREF_LIMIT_HI   0x2c
+#define CFG_BRIDGE_CONTROL  0x3e
+#define BRIDGE_CTL_SEC_BUS_RESET (1u << 6)
 #define BAR_MEM_TYPE_64     0x4
 #define BAR_PREFETCH        0x8
 #define CAP_ID_EXP          0x10
+#define EXP_DEVCAP          0x04
+#define EXP_DEVCAP_FLR      (1u << 28)
+#define EXP_DEVCTL          0x08
+#define EXP_DEVCTL_FLR      (1u << 15)
 #define EXP_SLTCAP          0x14
 #define EXP_SLTCAP_HPC      (1u << 6)
 #define EXP_SLTCTL          0x18
@@ -87,8 +93,14 @@
 #define DVSEC_ID_DEVICE     0
 #define DVSEC_ID_REGLOC     8
 #define DVSEC_CAPABILITY    0x0a
+#define DVSEC_CAP_CXL_RESET (1u << 7)
 #define DVSEC_CONTROL       0x0c
 #define DVSEC_CTRL_MEM_EN   (1u << 2)
+#define DVSEC_CONTROL2      0x10
+#define DVSEC_CTRL2_CXL_RESET (1u << 2)
+#define DVSEC_STATUS2       0x12
+#define DVSEC_ST2_RESET_DONE  (1u << 1)
+#define DVSEC_ST2_RESET_ERROR (1u << 2)
 #define DVSEC_LOCK          0x14
 #define DVSEC_LOCK_CONFIG   (1u << 0)
 #define DVSEC_R1_SIZE_HI    0x18
@@ -1067,8 +1079,9 @@ static void test_component(void)
               r.ctrl & ~HDM_CTRL_COMMIT },
             { "CTRL write (COMMIT and LOCK_ON_COMMIT cleared)", HDM_D0_CTRL,
               r.ctrl & ~(HDM_CTRL_COMMIT | HDM_CTRL_LOCK) },
-            { "global control write (enable cleared)", HDM_GLOBAL_CTRL,
-              r.global & ~HDM_GLOBAL_ENABLE },
+            /* Global control is read-only while decoder 0 is locked. */
+            { "global control write of 0 (enable cleared)", HDM_GLOBAL_CTRL,
+              0 },
         };
 
         check_hdm_writes(qts, sim, hdm, &r, writes, ARRAY_SIZE(writes));
@@ -1303,6 +1316,34 @@ static QDict *qmp_device_add(QTestState *qts, Sim *sim)
 }
 
 /*
+ * Waits up to 10 s for DEVICE_DELETED of "acc", pumping QMP so that
+ * events get read; returns false on timeout.
+ */
+static bool wait_device_deleted(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+    while (g_get_monotonic_time() < deadline) {
+        QDict *ev = qtest_qmp_event_ref(qts, "DEVICE_DELETED");
+
+        if (ev) {
+            QDict *data = qdict_get_qdict(ev, "data");
+            bool ours = data && qdict_haskey(data, "device") &&
+                        !strcmp(qdict_get_str(data, "device"), "acc");
+
+            qobject_unref(ev);
+            if (ours) {
+                return true;
+            }
+            continue;
+        }
+        qobject_unref(qtest_qmp(qts, "{'execute': 'query-status'}"));
+        g_usleep(20 * 1000);
+    }
+    return false;
+}
+
+/*
  * Waits until the simulator accepts a new client: it serves one at a
  * time, so this shows the previous client (QEMU) has gone.
  */
@@ -1384,7 +1425,13 @@ static void test_hotplug(void)
      */
     qtest_qmp_device_del_send(qts, "acc");
     slot_power(qts, exp, false);
-    qtest_qmp_eventwait(qts, "DEVICE_DELETED");
+    if (!wait_device_deleted(qts)) {
+        fail_test("no DEVICE_DELETED within 10 s of device_del and slot "
+                  "power-off (13:00.0 ID now 0x%08x, window base reads "
+                  "0x%016" PRIx64 ", simulator connections %" PRIu64 ")",
+                  cfg_readl(qts, DEV_BUS, 0), qtest_readq(qts, base),
+                  sim_stat(good, "connections"));
+    }
     g_assert(qmp_running(qts));
 
     g_assert_cmphex(cfg_readl(qts, DEV_BUS, 0) & 0xffff, ==, 0xffff);
@@ -1394,6 +1441,481 @@ static void test_hotplug(void)
     qtest_quit(qts);
     sim_free(good);
     sim_free(bad);
+}
+
+/* -------------------------------------------------------------------- */
+/* Resets                                                                */
+/* -------------------------------------------------------------------- */
+
+/* Where the reset tests leave a pattern in device memory. */
+#define RESET_PATTERN_OFF   0x3000
+
+/* What the guest found while setting the device up. */
+typedef struct GuestCxl {
+    uint64_t base;
+    uint64_t hdm;
+    uint32_t dvsec;
+    uint32_t dvsec_len;
+} GuestCxl;
+
+/* The CXL state a reset may or may not keep. */
+typedef struct CxlRegs {
+    HdmRegs hdm;
+    uint16_t dvsec_ctrl;
+    uint16_t dvsec_lock;
+    uint32_t range1[4];
+} CxlRegs;
+
+/*
+ * Everything a guest does before it uses the device: ECAM, the root
+ * port's bus numbers and window, BAR 0, then the DVSEC and the HDM
+ * decoder capability.  The DVSEC must show the boot state.
+ */
+static void guest_cxl_setup(QTestState *qts, Sim *sim, GuestCxl *g)
+{
+    uint64_t bar0;
+
+    ecam_enable(qts);
+    setup_root_port(qts);
+    bar0 = setup_device(qts);
+    g->base = guest_window_base(qts, sim->mem_size);
+    g->dvsec = guest_find_dvsec(qts, DVSEC_ID_DEVICE, &g->dvsec_len);
+    g_assert_cmpuint(g->dvsec_len, >=, DVSEC_STATUS2 + 2);
+    g->hdm = guest_hdm(qts, guest_component_block(qts, bar0));
+}
+
+static void read_cxl_regs(QTestState *qts, const GuestCxl *g, CxlRegs *r)
+{
+    int i;
+
+    read_hdm(qts, g->hdm, &r->hdm);
+    r->dvsec_ctrl = cfg_readw(qts, DEV_BUS, g->dvsec + DVSEC_CONTROL);
+    r->dvsec_lock = cfg_readw(qts, DEV_BUS, g->dvsec + DVSEC_LOCK);
+    for (i = 0; i < ARRAY_SIZE(r->range1); i++) {
+        r->range1[i] = cfg_readl(qts, DEV_BUS,
+                                 g->dvsec + DVSEC_R1_SIZE_HI + 4 * i);
+    }
+}
+
+/* Decoder 0 committed and locked at the window base, of the memory size. */
+static void assert_decoder_boot_state(const HdmRegs *r, uint64_t base,
+                                      uint64_t size, const char *after)
+{
+    uint32_t want = HDM_CTRL_COMMIT | HDM_CTRL_COMMITTED | HDM_CTRL_LOCK;
+
+    if ((r->ctrl & (want | HDM_CTRL_ERR)) != want ||
+        !(r->global & HDM_GLOBAL_ENABLE) ||
+        addr_of(r->base_hi, r->base_lo) != base ||
+        addr_of(r->size_hi, r->size_lo) != size) {
+        fail_test("after %s: decoder 0 is not committed and locked at the "
+                  "window: global 0x%08x ctrl 0x%08x base 0x%08x_%08x "
+                  "size 0x%08x_%08x (window 0x%" PRIx64 ", size 0x%" PRIx64
+                  ")", after, r->global, r->ctrl, r->base_hi, r->base_lo,
+                  r->size_hi, r->size_lo, base, size);
+    }
+}
+
+/*
+ * The guest's decoder 0 and DVSEC (Control, Lock, Range 1) read exactly
+ * as @before, which is the boot state.
+ */
+static void assert_cxl_regs_kept(QTestState *qts, Sim *sim,
+                                 const GuestCxl *g, const CxlRegs *before,
+                                 const char *after)
+{
+    CxlRegs now;
+
+    read_cxl_regs(qts, g, &now);
+    assert_hdm_equal(&before->hdm, &now.hdm, after);
+    assert_decoder_boot_state(&now.hdm, g->base, sim->mem_size, after);
+    if (now.dvsec_ctrl != before->dvsec_ctrl ||
+        now.dvsec_lock != before->dvsec_lock ||
+        memcmp(now.range1, before->range1, sizeof(now.range1))) {
+        fail_test("after %s: DVSEC changed: control 0x%04x->0x%04x lock "
+                  "0x%04x->0x%04x range 1 size 0x%08x_%08x->0x%08x_%08x "
+                  "base 0x%08x_%08x->0x%08x_%08x", after, before->dvsec_ctrl,
+                  now.dvsec_ctrl, before->dvsec_lock, now.dvsec_lock,
+                  before->range1[0], before->range1[1], now.range1[0],
+                  now.range1[1], before->range1[2], before->range1[3],
+                  now.range1[2], now.range1[3]);
+    }
+    g_assert_cmphex(check_dvsec_reads(qts, g->dvsec, sim->mem_size), ==,
+                    g->base);
+}
+
+/* Writes @pattern through the window and checks it is in device memory. */
+static void put_pattern(QTestState *qts, Sim *sim, uint64_t base,
+                        uint64_t pattern)
+{
+    uint8_t buf[8];
+
+    qtest_writeq(qts, base + RESET_PATTERN_OFF, pattern);
+    sim_mem_read(sim, RESET_PATTERN_OFF, buf, 8);
+    g_assert_cmphex(ldq_le_p(buf), ==, pattern);
+}
+
+/*
+ * The pattern written before the reset reads back through the window, and
+ * the window is device memory again: a new write lands in it.
+ */
+static void assert_memory_kept(QTestState *qts, Sim *sim, uint64_t base,
+                               uint64_t pattern, const char *after)
+{
+    uint64_t v = qtest_readq(qts, base + RESET_PATTERN_OFF);
+    uint8_t buf[8];
+
+    if (v != pattern) {
+        sim_mem_read(sim, RESET_PATTERN_OFF, buf, 8);
+        fail_test("after %s: window base + 0x%x reads 0x%016" PRIx64
+                  ", expected 0x%016" PRIx64 " (device memory holds 0x%016"
+                  PRIx64 ")", after, RESET_PATTERN_OFF, v, pattern,
+                  ldq_le_p(buf));
+    }
+    qtest_writeq(qts, base + RESET_PATTERN_OFF + 8, ~pattern);
+    sim_mem_read(sim, RESET_PATTERN_OFF + 8, buf, 8);
+    if (ldq_le_p(buf) != ~pattern) {
+        fail_test("after %s: a guest write at window base + 0x%x did not "
+                  "reach device memory (it holds 0x%016" PRIx64 ")", after,
+                  RESET_PATTERN_OFF + 8, ldq_le_p(buf));
+    }
+}
+
+static void assert_one_reset(Sim *sim, uint64_t before, const char *after)
+{
+    uint64_t now = sim_stat(sim, "resets");
+
+    if (now != before + 1) {
+        fail_test("after %s: the host saw %" PRId64 " resets, expected "
+                  "exactly 1", after, (int64_t)(now - before));
+    }
+}
+
+/* The config registers a guest kernel saves around a reset. */
+typedef struct SavedConfig {
+    uint32_t bar_lo, bar_hi;
+    uint16_t cmd;
+} SavedConfig;
+
+static void guest_save_config(QTestState *qts, SavedConfig *c)
+{
+    c->bar_lo = cfg_readl(qts, DEV_BUS, CFG_BAR0);
+    c->bar_hi = cfg_readl(qts, DEV_BUS, CFG_BAR1);
+    c->cmd = cfg_readw(qts, DEV_BUS, CFG_COMMAND);
+}
+
+/*
+ * What pci_reset_function() does after any reset method: put the saved
+ * config back.  The command register the reset left is logged.
+ */
+static void guest_restore_config(QTestState *qts, const SavedConfig *c,
+                                 const char *after)
+{
+    g_test_message("after %s: command 0x%04x (was 0x%04x), BAR 0 "
+                   "0x%08x_%08x (was 0x%08x_%08x)", after,
+                   cfg_readw(qts, DEV_BUS, CFG_COMMAND), c->cmd,
+                   cfg_readl(qts, DEV_BUS, CFG_BAR1),
+                   cfg_readl(qts, DEV_BUS, CFG_BAR0), c->bar_hi, c->bar_lo);
+    cfg_writel(qts, DEV_BUS, CFG_BAR0, c->bar_lo);
+    cfg_writel(qts, DEV_BUS, CFG_BAR1, c->bar_hi);
+    cfg_writew(qts, DEV_BUS, CFG_COMMAND, c->cmd);
+}
+
+/*
+ * The guest's Function Level Reset: Initiate FLR in Device Control, then
+ * the saved config back.  Returns Device Control as read after the FLR.
+ */
+static uint16_t guest_flr(QTestState *qts)
+{
+    uint32_t exp = find_exp_cap(qts, DEV_BUS);
+    SavedConfig saved;
+    uint16_t devctl;
+
+    g_assert_cmphex(exp, !=, 0);
+    g_assert_cmphex(cfg_readl(qts, DEV_BUS, exp + EXP_DEVCAP) &
+                    EXP_DEVCAP_FLR, ==, EXP_DEVCAP_FLR);
+    guest_save_config(qts, &saved);
+    devctl = cfg_readw(qts, DEV_BUS, exp + EXP_DEVCTL);
+    g_assert_cmphex(devctl & EXP_DEVCTL_FLR, ==, 0);
+    cfg_writew(qts, DEV_BUS, exp + EXP_DEVCTL, devctl | EXP_DEVCTL_FLR);
+    devctl = cfg_readw(qts, DEV_BUS, exp + EXP_DEVCTL);
+    guest_restore_config(qts, &saved, "FLR");
+    return devctl;
+}
+
+/* Secondary Bus Reset of the root port: set, then clear. */
+static void guest_secondary_bus_reset(QTestState *qts)
+{
+    uint16_t bctl = cfg_readw(qts, RP_BUS, CFG_BRIDGE_CONTROL);
+
+    cfg_writew(qts, RP_BUS, CFG_BRIDGE_CONTROL,
+               bctl | BRIDGE_CTL_SEC_BUS_RESET);
+    cfg_writew(qts, RP_BUS, CFG_BRIDGE_CONTROL,
+               bctl & ~BRIDGE_CTL_SEC_BUS_RESET);
+}
+
+typedef enum ResetPath {
+    RESET_FLR,
+    RESET_SBR,
+    RESET_CXL,
+    RESET_SYSTEM,
+} ResetPath;
+
+typedef struct ResetCase {
+    const char *name;
+    ResetPath path;
+    const char *uapi;
+} ResetCase;
+
+static const ResetCase reset_cases[] = {
+    { "flr", RESET_FLR, "v3" },
+    { "flr", RESET_FLR, "v2" },
+    { "sbr", RESET_SBR, "v3" },
+    { "sbr", RESET_SBR, "v2" },
+    { "cxl", RESET_CXL, "v3" },
+    { "cxl", RESET_CXL, "v2" },
+    { "system", RESET_SYSTEM, "v3" },
+    { "system", RESET_SYSTEM, "v2" },
+};
+
+/*
+ * CXL Reset through DVSEC Control2.  The device performs it: the write
+ * must not reach the host, whose DVSEC (and CXL Reset count) stay as
+ * they are; Status2 reports completion without error.  Returns the
+ * number of host config writes it caused.
+ */
+static uint64_t guest_cxl_reset(QTestState *qts, Sim *sim, const GuestCxl *g)
+{
+    uint16_t cap = cfg_readw(qts, DEV_BUS, g->dvsec + DVSEC_CAPABILITY);
+    uint16_t ctrl2 = cfg_readw(qts, DEV_BUS, g->dvsec + DVSEC_CONTROL2);
+    uint32_t host_dvsec, host_len;
+    g_autofree char *host = NULL;
+    g_autofree char *host_now = NULL;
+    uint64_t writes, cxl_resets;
+    SavedConfig saved;
+    uint16_t status2;
+
+    g_assert_cmphex(cap & DVSEC_CAP_CXL_RESET, ==, DVSEC_CAP_CXL_RESET);
+    g_assert_cmphex(ctrl2 & DVSEC_CTRL2_CXL_RESET, ==, 0);
+    host_dvsec = find_dvsec(sim_config_readl, sim, DVSEC_ID_DEVICE,
+                            &host_len);
+    g_assert_cmphex(host_dvsec, !=, 0);
+    host = sim_config_hex(sim, host_dvsec, host_len);
+    guest_save_config(qts, &saved);
+    writes = sim_stat(sim, "config_writes");
+    cxl_resets = sim_stat(sim, "cxl_resets");
+
+    cfg_writew(qts, DEV_BUS, g->dvsec + DVSEC_CONTROL2,
+               ctrl2 | DVSEC_CTRL2_CXL_RESET);
+
+    writes = sim_stat(sim, "config_writes") - writes;
+    guest_restore_config(qts, &saved, "CXL Reset");
+    status2 = cfg_readw(qts, DEV_BUS, g->dvsec + DVSEC_STATUS2);
+    g_test_message("after CXL Reset: status2 0x%04x, control2 0x%04x, "
+                   "%" PRIu64 " host config writes", status2,
+                   cfg_readw(qts, DEV_BUS, g->dvsec + DVSEC_CONTROL2),
+                   writes);
+    g_assert_cmphex(status2 & DVSEC_ST2_RESET_DONE, ==, DVSEC_ST2_RESET_DONE);
+    g_assert_cmphex(status2 & DVSEC_ST2_RESET_ERROR, ==, 0);
+    g_assert_cmphex(cfg_readw(qts, DEV_BUS, g->dvsec + DVSEC_CONTROL2) &
+                    DVSEC_CTRL2_CXL_RESET, ==, 0);
+    host_now = sim_config_hex(sim, host_dvsec, host_len);
+    if (strcmp(host, host_now)) {
+        fail_test("after CXL Reset: host DVSEC changed\n  before %s\n"
+                  "  after  %s", host, host_now);
+    }
+    g_assert_cmpuint(sim_stat(sim, "cxl_resets"), ==, cxl_resets);
+    return writes;
+}
+
+static void test_reset(const void *data)
+{
+    const ResetCase *c = data;
+    const char *extra[] = { "--uapi", c->uapi, NULL };
+    const char *bin = sim_binary();
+    const uint64_t pattern = 0x0f1e2d3c4b5a6978ULL;
+    g_autofree char *what = NULL;
+    uint64_t resets, cxl_writes = 0;
+    QTestState *qts;
+    GuestCxl g, again;
+    CxlRegs boot;
+    Sim *sim;
+
+    if (!bin) {
+        return;
+    }
+    what = g_strdup_printf("%s reset (uAPI %s)", c->name, c->uapi);
+    sim = sim_start(bin, 256, extra);
+    qts = start_qemu(sim);
+    guest_cxl_setup(qts, sim, &g);
+    read_cxl_regs(qts, &g, &boot);
+    assert_decoder_boot_state(&boot.hdm, g.base, sim->mem_size, "boot");
+    put_pattern(qts, sim, g.base, pattern);
+    resets = sim_stat(sim, "resets");
+
+    switch (c->path) {
+    case RESET_FLR:
+        g_assert_cmphex(guest_flr(qts) & EXP_DEVCTL_FLR, ==, 0);
+        break;
+    case RESET_SBR:
+        guest_secondary_bus_reset(qts);
+        g_test_message("after SBR: BAR 0 0x%08x, command 0x%04x",
+                       cfg_readl(qts, DEV_BUS, CFG_BAR0),
+                       cfg_readw(qts, DEV_BUS, CFG_COMMAND));
+        /* The bus reset reset the device's config space. */
+        setup_device(qts);
+        break;
+    case RESET_CXL:
+        cxl_writes = guest_cxl_reset(qts, sim, &g);
+        break;
+    case RESET_SYSTEM:
+        qobject_unref(qtest_qmp(qts, "{'execute': 'system_reset'}"));
+        qtest_qmp_eventwait(qts, "RESET");
+        /* Firmware's PCI setup is gone: do it again. */
+        guest_cxl_setup(qts, sim, &again);
+        g_assert_cmphex(again.base, ==, g.base);
+        g_assert_cmphex(again.hdm, ==, g.hdm);
+        g_assert_cmphex(again.dvsec, ==, g.dvsec);
+        break;
+    default:
+        g_assert_not_reached();
+    }
+
+    g_assert(qmp_running(qts));
+    assert_one_reset(sim, resets, what);
+    assert_cxl_regs_kept(qts, sim, &g, &boot, what);
+    assert_memory_kept(qts, sim, g.base, pattern, what);
+
+    if (c->path == RESET_CXL) {
+        /*
+         * A host reset has config writes of its own (vfio-pci disables
+         * the command register before it and clears the BARs after it):
+         * the CXL Reset may cause exactly those of a secondary bus reset,
+         * which has no guest write to the device, plus the write that
+         * gives the guest its Command register back (a CXL Reset leaves
+         * PCIe configuration alone), and not one more.
+         */
+        uint64_t sbr_writes = sim_stat(sim, "config_writes");
+
+        guest_secondary_bus_reset(qts);
+        sbr_writes = sim_stat(sim, "config_writes") - sbr_writes;
+        if (cxl_writes != sbr_writes + 1) {
+            fail_test("CXL Reset caused %" PRIu64 " host config writes, a "
+                      "secondary bus reset %" PRIu64 " (+1 for Command "
+                      "expected): the DVSEC write reached the host",
+                      cxl_writes, sbr_writes);
+        }
+    }
+
+    qtest_quit(qts);
+    sim_free(sim);
+}
+
+/* Bytes of the file at @path from @from on ("" if it is shorter). */
+static char *file_tail(const char *path, size_t from)
+{
+    g_autofree char *all = NULL;
+    g_autoptr(GError) err = NULL;
+    size_t len;
+
+    if (!g_file_get_contents(path, &all, &len, &err)) {
+        fail_test("cannot read %s: %s", path, err->message);
+    }
+    return g_strdup(from < len ? all + from : "");
+}
+
+static size_t file_size(const char *path)
+{
+    struct stat st;
+
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    return st.st_size;
+}
+
+/*
+ * A host whose reset fails: after the guest's FLR the VM keeps running,
+ * QEMU says the device memory stays unmapped, and the window no longer
+ * reaches device memory.  QEMU's stderr goes to a file (sh redirection in
+ * the command line qtest_init runs).
+ */
+static void test_reset_failure(const void *data)
+{
+    const char *uapi = data;
+    const char *extra[] = { "--uapi", uapi, "--fault", "reset-fails", NULL };
+    const char *bin = sim_binary();
+    const uint64_t pattern = 0x3c3c5a5aa5a5c3c3ULL;
+    g_autofree char *args = NULL;
+    g_autofree char *log = NULL;
+    g_autofree char *err = NULL;
+    g_autofree char *boot_err = NULL;
+    uint64_t failures;
+    size_t log_at;
+    QTestState *qts;
+    QDict *status;
+    uint8_t buf[8];
+    GuestCxl g;
+    Sim *sim;
+
+    if (!bin) {
+        return;
+    }
+    sim = sim_start(bin, 256, extra);
+    log = g_build_filename(sim->dir, "qemu-stderr", NULL);
+    {
+        g_autofree char *std = std_args(sim);
+
+        args = g_strdup_printf("%s 2>%s", std, log);
+    }
+    qts = qtest_init(args);
+    guest_cxl_setup(qts, sim, &g);
+
+    /*
+     * QEMU resets every device once at machine start; the host reset fails
+     * already then, so the memory must be hidden from the guest from the
+     * start, said so on stderr and in the cxl-status property.
+     */
+    stq_le_p(buf, pattern);
+    sim_mem_write(sim, 0, buf, 8);
+    boot_err = file_tail(log, 0);
+    g_test_message("after machine start: stderr '%s'", boot_err);
+    if (!strstr(boot_err, "device memory stays unmapped from the guest")) {
+        fail_test("the failed reset at machine start was not reported: '%s'",
+                  boot_err);
+    }
+    if (qtest_readq(qts, g.base) == pattern) {
+        fail_test("after a failed reset at machine start the window still "
+                  "reads device memory");
+    }
+    status = qtest_qmp(qts, "{'execute': 'qom-get', 'arguments': "
+                       "{'path': '/machine/peripheral/acc', "
+                       "'property': 'cxl-status'}}");
+    g_assert(g_str_has_prefix(qdict_get_str(status, "return"), "unmapped:"));
+    qobject_unref(status);
+
+    /* A guest FLR fails again: reported, memory still hidden, VM running. */
+    failures = sim_stat(sim, "reset_failures");
+    log_at = file_size(log);
+    guest_flr(qts);
+
+    g_assert_cmpuint(sim_stat(sim, "reset_failures"), ==, failures + 1);
+    g_assert(qmp_running(qts));
+    err = file_tail(log, log_at);
+    g_test_message("QEMU stderr after the FLR: %s", err);
+    if (!strstr(err, "device memory stays unmapped from the guest") ||
+        !strstr(err, "acc")) {
+        fail_test("after a failed FLR, QEMU's stderr does not name the device "
+                  "and say its memory stays unmapped: '%s'", err);
+    }
+
+    /* Neither reads nor writes reach device memory. */
+    if (qtest_readq(qts, g.base) == pattern) {
+        fail_test("after a failed FLR the window reads device memory");
+    }
+    qtest_writeq(qts, g.base + 8, ~pattern);
+    sim_mem_read(sim, 8, buf, 8);
+    g_assert_cmphex(ldq_le_p(buf), !=, ~pattern);
+
+    qtest_quit(qts);
+    sim_free(sim);
 }
 
 int main(int argc, char **argv)
@@ -1415,6 +1937,17 @@ int main(int argc, char **argv)
 
         qtest_add_data_func(path, &refused_cases[i], test_refused);
     }
-    qtest_add_func("/vfio-cxl/hotplug", test_hotplug);
+    qtest_add_func("/vfio-cxl/hotplug/add-del", test_hotplug);
+    for (i = 0; i < ARRAY_SIZE(reset_cases); i++) {
+        g_autofree char *path = g_strdup_printf("/vfio-cxl/reset/%s/%s",
+                                                reset_cases[i].name,
+                                                reset_cases[i].uapi);
+
+        qtest_add_data_func(path, &reset_cases[i], test_reset);
+    }
+    qtest_add_data_func("/vfio-cxl/reset/failure/v3", "v3",
+                        test_reset_failure);
+    qtest_add_data_func("/vfio-cxl/reset/failure/v2", "v2",
+                        test_reset_failure);
     return g_test_run();
 }
