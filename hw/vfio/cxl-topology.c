@@ -14,6 +14,9 @@
 #include "hw/vfio/vfio-region.h"
 #include "hw/vfio-user/pci.h"
 #include "hw/vfio/cxl-topology.h"
+#include "hw/qdev-core.h"
+#include "qemu/notify.h"
+#include "system/system.h"
 
 void vfio_cxl_get_layout(VFIOCXLLayout *layout)
 {
@@ -79,6 +82,50 @@ bool vfio_cxl_find_port(PCIDevice *pdev, VFIOCXLPort *port, Error **errp)
     port->host_bridge_id = DEVICE(hb)->id;
     port->port_number = PCIE_PORT(rp)->port;
     return true;
+}
+
+typedef struct VFIOCXLLateReset {
+    Notifier machine_done;
+    QEMUResetHandler *handler;
+    void *opaque;
+    bool pending;
+} VFIOCXLLateReset;
+
+static void vfio_cxl_late_reset_machine_done(Notifier *notifier, void *data)
+{
+    VFIOCXLLateReset *r = container_of(notifier, VFIOCXLLateReset,
+                                       machine_done);
+
+    r->pending = false;
+    qemu_register_reset(r->handler, r->opaque);
+}
+
+void *vfio_cxl_register_late_reset(QEMUResetHandler *handler, void *opaque)
+{
+    VFIOCXLLateReset *r = g_new0(VFIOCXLLateReset, 1);
+
+    r->handler = handler;
+    r->opaque = opaque;
+    if (phase_check(PHASE_MACHINE_READY)) {
+        qemu_register_reset(handler, opaque);
+    } else {
+        r->pending = true;
+        r->machine_done.notify = vfio_cxl_late_reset_machine_done;
+        qemu_add_machine_init_done_notifier(&r->machine_done);
+    }
+    return r;
+}
+
+void vfio_cxl_unregister_late_reset(void *token)
+{
+    VFIOCXLLateReset *r = token;
+
+    if (r->pending) {
+        qemu_remove_machine_init_done_notifier(&r->machine_done);
+    } else {
+        qemu_unregister_reset(r->handler, r->opaque);
+    }
+    g_free(r);
 }
 
 bool vfio_cxl_host_bridge_write_hdm(void *host_bridge, const uint32_t *offsets,

@@ -13,6 +13,7 @@
 #define HW_VFIO_CXL_TOPOLOGY_H
 
 #include "hw/pci/pci_device.h"
+#include "system/reset.h"
 
 #define VFIO_CXL_MAX_WINDOW_TARGETS 16
 
@@ -70,5 +71,15 @@ bool vfio_cxl_find_port(PCIDevice *pdev, VFIOCXLPort *port, Error **errp);
  */
 bool vfio_cxl_host_bridge_write_hdm(void *host_bridge, const uint32_t *offsets,
                                     const uint32_t *values, unsigned n);
+
+/*
+ * Run @handler at every system reset, after the device tree was reset (and
+ * with it the host bridges' HDM registers).  A device realized before
+ * machine-init-done would otherwise run its handler before the tree's; its
+ * handler is registered at machine-init-done instead.  Returns a token for
+ * vfio_cxl_unregister_late_reset().
+ */
+void *vfio_cxl_register_late_reset(QEMUResetHandler *handler, void *opaque);
+void vfio_cxl_unregister_late_reset(void *token);
 
 #endif /* HW_VFIO_CXL_TOPOLOGY_H */

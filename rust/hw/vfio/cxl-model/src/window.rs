@@ -24,7 +24,9 @@
 use std::fmt;
 use std::ops::Range;
 
-use crate::hdm::{DecoderControl, DecoderRegister, HDM_GRANULARITY, LO_ADDR_MASK};
+use crate::hdm::{
+    DecoderControl, DecoderRegister, GlobalControl, HdmRegister, HDM_GRANULARITY, LO_ADDR_MASK,
+};
 
 /// A byte count shown as hex and in the largest whole binary unit, e.g.
 /// `0x10000000 (256 MiB)`.
@@ -190,7 +192,7 @@ impl fmt::Display for WindowError {
             } => write!(
                 f,
                 "CXL fixed memory windows {} all target host bridge '{host_bridge}'; \
-                 choose one with the window property",
+                 choose one with the cxl-fmw property",
                 list(indices)
             ),
             Self::Interleaved { index, targets } => write!(
@@ -371,11 +373,14 @@ pub struct HostBridgeDecoder {
 }
 
 impl HostBridgeDecoder {
-    /// The seven register values, as (offset from the decoder's registers,
-    /// i.e. from [`crate::hdm::decoder_offset`]`(0)`, dword) pairs, in
-    /// register order.  Low address dwords keep bits 31:28 only.
-    pub fn registers(&self) -> [(u64, u32); 7] {
-        [
+    /// What to write into the host bridge's HDM Decoder Capability: global
+    /// control (HDM Decoder Enable) and the seven registers of decoder 0, as
+    /// (offset from the start of the capability structure, dword) pairs.
+    /// Low address dwords keep bits 31:28 only.
+    pub fn registers(&self) -> [(u64, u32); 8] {
+        let mut global = GlobalControl::default();
+        global.set_hdm_decoder_enable(true);
+        let regs = [
             (
                 DecoderRegister::BaseLo as u64,
                 self.base as u32 & LO_ADDR_MASK,
@@ -392,6 +397,18 @@ impl HostBridgeDecoder {
                 DecoderRegister::DpaSkipHi as u64,
                 (self.target_list >> 32) as u32,
             ),
+        ];
+        let [a, b, c, d, e, f, g] =
+            regs.map(|(offset, value)| (crate::hdm::decoder_offset(0) + offset, value));
+        [
+            (HdmRegister::GlobalControl as u64, u32::from(global)),
+            a,
+            b,
+            c,
+            d,
+            e,
+            f,
+            g,
         ]
     }
 }
@@ -658,14 +675,16 @@ mod tests {
         assert!(!d.ctrl.target_type());
         assert_eq!(
             d.registers(),
+            // Global control, then decoder 0, 0x10 into the capability.
             [
-                (0x00, 0),
-                (0x04, 0x10),
-                (0x08, 0x5000_0000),
-                (0x0C, 0),
-                (0x10, 0x700),
-                (0x14, 3),
-                (0x18, 0)
+                (0x04, 0x2),
+                (0x10, 0),
+                (0x14, 0x10),
+                (0x18, 0x5000_0000),
+                (0x1C, 0),
+                (0x20, 0x700),
+                (0x24, 3),
+                (0x28, 0)
             ]
         );
     }

@@ -10,10 +10,10 @@ use std::{
     ptr::addr_of,
 };
 
-use bql::BqlRefCell;
+use bql::{BqlCell, BqlRefCell};
 use common::uninit_field_mut;
 use cxl_model::{component::COMPONENT_BLOCK_SIZE, dvsec::DvsecWriteEffect};
-use hwcore::{DeviceImpl, DeviceState, ResettablePhasesImpl};
+use hwcore::{bindings::MachineInitPhase, DeviceImpl, DeviceState, ResettablePhasesImpl};
 use qom::{prelude::*, ObjectImpl, ParentField, ParentInit};
 use system::{hwaddr, MemoryRegion, MemoryRegionOps, MemoryRegionOpsBuilder};
 use util::Result;
@@ -25,9 +25,18 @@ use crate::{
     pci_class::{VfioCxlClass, VfioPci, VfioPciDevice, VfioSubclassImpl, VfioUserPci},
 };
 
+/// A registration made by `vfio_cxl_register_late_reset`.
+#[derive(Clone, Copy)]
+struct ResetToken(*mut c_void);
+
+// SAFETY: the token is an opaque handle, created and used under the BQL.
+unsafe impl Send for ResetToken {}
+
 /// The CXL state every instance carries, whichever its parent.
 pub struct CxlState {
     cxl: BqlRefCell<Option<Passthrough>>,
+    /// The host bridge reset handler's registration, while realized.
+    host_bridge_reset: BqlCell<ResetToken>,
     /// Memory regions taken out of the guest's view by unrealize, freed
     /// with the device.
     retired: BqlRefCell<Vec<MappedMemory>>,
@@ -37,6 +46,7 @@ impl CxlState {
     const fn new() -> Self {
         CxlState {
             cxl: BqlRefCell::new(None),
+            host_bridge_reset: BqlCell::new(ResetToken(std::ptr::null_mut())),
             retired: BqlRefCell::new(Vec::new()),
         }
     }
@@ -287,16 +297,28 @@ macro_rules! vfio_cxl_type {
                 self.state.realize(&self.refs())?;
                 // SAFETY: unregistered in exit_before_parent, before the
                 // device can go away.
-                unsafe {
-                    bindings::qemu_register_reset(Some(host_bridge_reset::<$ty>), self.opaque());
+                let token = unsafe {
+                    bindings::vfio_cxl_register_late_reset(
+                        Some(host_bridge_reset::<$ty>),
+                        self.opaque(),
+                    )
+                };
+                self.state.host_bridge_reset.set(ResetToken(token));
+                // A hot-plugged device meets no system reset before the
+                // guest runs: program the host bridge now.
+                // SAFETY: a plain query of the machine's init phase.
+                if unsafe { hwcore::bindings::phase_check(MachineInitPhase::PHASE_MACHINE_READY) } {
+                    self.state.program_host_bridge();
                 }
                 Ok(())
             }
 
             fn exit_before_parent(&self) {
-                // SAFETY: registered by realize_after_parent.
-                unsafe {
-                    bindings::qemu_unregister_reset(Some(host_bridge_reset::<$ty>), self.opaque());
+                let ResetToken(token) =
+                    self.state.host_bridge_reset.replace(ResetToken(std::ptr::null_mut()));
+                if !token.is_null() {
+                    // SAFETY: registered by realize_after_parent.
+                    unsafe { bindings::vfio_cxl_unregister_late_reset(token) };
                 }
                 self.state.unrealize();
             }
@@ -358,8 +380,8 @@ unsafe extern "C" fn cxl_status_get<T: HasCxlState>(
     unsafe { glib_sys::g_strdup(status.as_ptr()) }
 }
 
-/// A system reset clears the host bridge's registers after the devices
-/// below it were reset; this runs after the whole device tree.
+/// A system reset clears the host bridge's registers; this runs after the
+/// whole device tree was reset (see `vfio_cxl_register_late_reset`).
 ///
 /// # Safety
 ///

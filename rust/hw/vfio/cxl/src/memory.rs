@@ -63,10 +63,14 @@ impl MappedMemory {
                 bindings::vfio_region_exit(&mut *region);
                 bindings::vfio_region_finalize(&mut *region);
             }
+            let why = if mmap_ret == 0 {
+                "the host offers no mmap area (is x-no-mmap set?)".to_string()
+            } else {
+                std::io::Error::from_raw_os_error(-mmap_ret).to_string()
+            };
             return Err(Error::format(format_args!(
-                "cannot mmap memory region {index} (error {}): the device memory \
-                 must be directly mappable",
-                -mmap_ret
+                "cannot mmap memory region {index} ({why}): the device memory must be \
+                 directly mappable"
             )));
         }
         // SAFETY: region.mem is a valid MemoryRegion owned by the region.

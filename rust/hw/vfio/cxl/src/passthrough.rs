@@ -51,7 +51,7 @@ impl ResetKind {
         match self {
             ResetKind::Flr => c"FLR",
             ResetKind::Cxl => c"CXL",
-            ResetKind::Full => c"full",
+            ResetKind::Full => c"system or bus",
         }
     }
 }
@@ -124,9 +124,16 @@ impl Passthrough {
             layout.hdm_offset,
         );
 
+        // SAFETY: dev.vdev is realized (contract).
+        if !unsafe { (*dev.vdev).vbasedev.reset_works } {
+            return Err(refuse(
+                "the host device cannot be reset, and every reset (even the one at \
+                 machine start) must reset it before its memory is given to the guest"
+                    .to_string(),
+            ));
+        }
         // SAFETY: the device is plugged into a bus once its parent realized.
-        let port = unsafe { CxlPort::of(dev.vdev.cast()) }
-            .map_err(|e| Error::format(format_args!("{}: {e}", dev.name)))?;
+        let port = unsafe { CxlPort::of(dev.vdev.cast()) }.map_err(|e| refuse(e.to_string()))?;
         let windows = topology::fixed_windows();
         let in_use = WINDOWS_IN_USE.lock().unwrap().clone();
         let window = window::choose_window(
@@ -171,18 +178,18 @@ impl Passthrough {
             memory: None,
             _migration_blocker: migration_blocker,
         };
-        this.write_host_base()?;
+        this.write_host_base()
+            .map_err(|e| Error::format(format_args!("{}: {e}", dev.name)))?;
         // Nothing may fail once the memory is mapped: a mapping, once
         // seen by a FlatView, can only be freed when the device is.
         // SAFETY: per this function's contract.
         unsafe {
             let bar = usize::from(this.layout.component_bar);
             let bar_mr = (*dev.vdev).bars[bar].region.mem.cast::<MemoryRegion>();
-            this.component = Some(ComponentOverlay::add(
-                bar_mr,
-                this.layout.component_offset,
-                dev.component_mr,
-            )?);
+            this.component = Some(
+                ComponentOverlay::add(bar_mr, this.layout.component_offset, dev.component_mr)
+                    .map_err(|e| Error::format(format_args!("{}: {e}", dev.name)))?,
+            );
             let vbasedev = std::ptr::addr_of_mut!((*dev.vdev).vbasedev);
             this.memory = Some(
                 MappedMemory::map(
@@ -195,7 +202,6 @@ impl Passthrough {
             );
         }
         trace::trace_vfio_cxl_mapped(this.window.base, this.layout.memory_size);
-        this.program_host_bridge();
         WINDOWS_IN_USE.lock().unwrap().push(this.window.index);
         Ok(this)
     }
@@ -255,7 +261,7 @@ impl Passthrough {
                     self.guest.reset_to_boot();
                     self.dvsec.reset();
                 }
-                self.write_host_base().map_err(|e| e.to_string())
+                self.write_host_base()
             });
         let ok = outcome.is_ok();
         if kind == ResetKind::Cxl {
@@ -321,16 +327,16 @@ impl Passthrough {
 
     /// uAPI v2 zeroes the host decoder's BASE at open and after reset and
     /// expects the VMM to write the guest address there.
-    fn write_host_base(&self) -> Result<()> {
+    fn write_host_base(&self) -> std::result::Result<(), String> {
         if let Some(writes) = self.layout.host_base_writes(self.window.base) {
             for (offset, value) in writes {
                 self.host
                     .write32(self.layout.comp_regs_region, offset, value)
                     .map_err(|e| {
-                        Error::format(format_args!(
-                            "{}: cannot write the guest base into COMP_REGS at {offset:#x} (error {e})",
-                            self.name
-                        ))
+                        format!(
+                            "cannot write the guest base into COMP_REGS at {offset:#x}: {}",
+                            std::io::Error::from_raw_os_error(e)
+                        )
                     })?;
             }
             trace::trace_vfio_cxl_host_base(self.window.base);
