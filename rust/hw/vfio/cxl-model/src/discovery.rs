@@ -464,7 +464,7 @@ impl fmt::Display for DiscoveryError {
                 decoder_size,
             } => write!(
                 f,
-                "memory region {region} is {} but HDM decoder 0 is {}",
+                "memory region {region} is {}, smaller than HDM decoder 0 of {}",
                 ByteSize(*region_size),
                 ByteSize(*decoder_size)
             ),
@@ -1514,7 +1514,7 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "memory region 10 is 0x8000000 (128 MiB) but HDM decoder 0 is 0x100000000 (4 GiB)"
+            "memory region 10 is 0x8000000 (128 MiB), smaller than HDM decoder 0 of 0x100000000 (4 GiB)"
         );
     }
 
