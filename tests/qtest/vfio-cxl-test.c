@@ -1201,7 +1201,7 @@ static const RefusedCase refused_cases[] = {
       { "chain loops" } },
     { "memory-smaller-than-decoder",
       { "--fault", "memory-smaller-than-decoder" }, 256, TOPO_STD,
-      { "HDM decoder 0 is", "128 MiB", "256 MiB" } },
+      { "smaller than HDM decoder 0", "128 MiB", "256 MiB" } },
     { "decoder-uncommitted", { "--decoder", "uncommitted" }, 256, TOPO_STD,
       { "HDM decoder 0 is not committed|not committed" } },
     { "not-below-cxl-rp", { NULL }, 256, TOPO_ON_PCIE0,
@@ -1918,6 +1918,86 @@ static void test_reset_failure(const void *data)
     sim_free(sim);
 }
 
+/*
+ * The host bridge's HDM decoder 0, when it has one (hdm_for_passthrough=on
+ * on a single-root-port pxb-cxl), must route the window to the root port:
+ * committed at the window base with the device's size, HDM Decoder Enable
+ * set.  A system reset clears the host bridge's registers, so this must
+ * hold after machine start (the first reset) and again after a later one.
+ * The host bridge's CXL.cachemem registers are at 0x100001000 on q35.
+ */
+#define HB_CACHE_MEM 0x100001000ULL
+
+static uint64_t host_bridge_hdm(QTestState *qts)
+{
+    uint32_t header = qtest_readl(qts, HB_CACHE_MEM);
+    uint32_t i;
+
+    g_assert_cmphex(header & 0xffff, ==, 1);
+    for (i = 1; i <= header >> 24; i++) {
+        uint32_t entry = qtest_readl(qts, HB_CACHE_MEM + 4 * i);
+
+        if ((entry & 0xffff) == 5) {
+            return HB_CACHE_MEM + (entry >> 20);
+        }
+    }
+    fail_test("the host bridge has no HDM decoder capability");
+    return 0;
+}
+
+static void assert_host_bridge_decoder(QTestState *qts, uint64_t base,
+                                       uint64_t size, const char *when)
+{
+    uint64_t hdm = host_bridge_hdm(qts);
+    uint64_t hb_base = (uint64_t)qtest_readl(qts, hdm + 0x14) << 32 |
+                       qtest_readl(qts, hdm + 0x10);
+    uint64_t hb_size = (uint64_t)qtest_readl(qts, hdm + 0x1c) << 32 |
+                       qtest_readl(qts, hdm + 0x18);
+    uint32_t ctrl = qtest_readl(qts, hdm + 0x20);
+    uint32_t global = qtest_readl(qts, hdm + 0x04);
+
+    g_test_message("%s: host bridge HDM global 0x%x base 0x%" PRIx64
+                   " size 0x%" PRIx64 " ctrl 0x%x target 0x%x", when, global,
+                   hb_base, hb_size, ctrl, qtest_readl(qts, hdm + 0x24));
+    g_assert_cmphex(global & 0x2, ==, 0x2);
+    g_assert_cmphex(hb_base, ==, base);
+    g_assert_cmphex(hb_size, ==, size);
+    g_assert_cmphex(ctrl & 0x700, ==, 0x700);
+    g_assert_cmphex(qtest_readl(qts, hdm + 0x24) & 0xff, ==, 0);
+}
+
+static void test_host_bridge_decoder(void)
+{
+    const char *bin = sim_binary();
+    g_autofree char *dev = NULL;
+    g_autofree char *args = NULL;
+    QTestState *qts;
+    Sim *sim;
+
+    if (!bin) {
+        return;
+    }
+    sim = sim_start(bin, 512, NULL);
+    dev = device_arg("rp0", sim->sock);
+    args = g_strconcat(TOPO_MACHINE TOPO_FMW_4G
+                       "-device pxb-cxl,id=cxl.1,bus=pcie.0,bus_nr=12,"
+                       "hdm_for_passthrough=on "
+                       "-device cxl-rp,id=rp0,bus=cxl.1,chassis=0,slot=0,"
+                       "port=0 ", dev, NULL);
+    qts = qtest_init(args);
+
+    /* The window (cxl-fmw.0) starts at 0x110000000 on q35 with this RAM. */
+    assert_host_bridge_decoder(qts, 0x110000000ULL, 512 * MiB,
+                               "after machine start");
+    qobject_unref(qtest_qmp(qts, "{'execute': 'system_reset'}"));
+    qtest_qmp_eventwait(qts, "RESET");
+    assert_host_bridge_decoder(qts, 0x110000000ULL, 512 * MiB,
+                               "after system_reset");
+
+    qtest_quit(qts);
+    sim_free(sim);
+}
+
 int main(int argc, char **argv)
 {
     size_t i;
@@ -1937,6 +2017,7 @@ int main(int argc, char **argv)
 
         qtest_add_data_func(path, &refused_cases[i], test_refused);
     }
+    qtest_add_func("/vfio-cxl/host-bridge-decoder", test_host_bridge_decoder);
     qtest_add_func("/vfio-cxl/hotplug/add-del", test_hotplug);
     for (i = 0; i < ARRAY_SIZE(reset_cases); i++) {
         g_autofree char *path = g_strdup_printf("/vfio-cxl/reset/%s/%s",
