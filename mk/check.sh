@@ -29,6 +29,7 @@ step() {    # name command...
 # Tools first: cargo steps need nothing else, QEMU steps need the build.
 bash mk/tools.sh || die "installing the tools failed"
 
+step "docs (rST, libvirt XML)" bash mk/check-docs.sh
 step "rustfmt (workspace)" cargo fmt --all --check
 step "clippy (workspace)" cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo test (workspace)" cargo test --workspace --quiet

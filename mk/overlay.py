@@ -61,6 +61,9 @@ EDITS = {
     "meson.build": [replace_once(
         "trace_events_subdirs = [\n",
         "trace_events_subdirs = [\n  'rust/hw/vfio/cxl',\n")],
+    "docs/system/device-emulation.rst": [replace_once(
+        "   devices/vfio-user.rst\n",
+        "   devices/vfio-cxl.rst\n   devices/vfio-user.rst\n")],
     "tests/qtest/meson.build": [replace_once(
         "qtests_x86_64 = qtests_i386\n",
         "qtests_x86_64 = qtests_i386 + \\\n"
