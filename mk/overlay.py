@@ -64,6 +64,9 @@ EDITS = {
     "docs/system/device-emulation.rst": [replace_once(
         "   devices/vfio-user.rst\n",
         "   devices/vfio-cxl.rst\n   devices/vfio-user.rst\n")],
+    "tests/functional/x86_64/meson.build": [replace_once(
+        "  'vfio_user_client',\n",
+        "  'vfio_user_client',\n  'vfio_cxl',\n")],
     "tests/qtest/meson.build": [replace_once(
         "qtests_x86_64 = qtests_i386\n",
         "qtests_x86_64 = qtests_i386 + \\\n"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Run the functional test: a Linux guest (Debian's kernel 6.1, booted with
+# TCG) uses a CXL Type-2 accelerator passed through by vfio-user-cxl from
+# the simulator.  Builds what it needs (guest image, simulator, the test
+# framework's Python packages), then runs
+# tests/functional/x86_64/test_vfio_cxl.py with VFIO_CXL_REQUIRE_GUEST=1,
+# so a missing input is a failure, not a skip.  QEMU itself must already
+# be built (mk/build.sh).
+#
+# Environment: VFIO_CXL_ACCEL=kvm to try KVM instead of TCG (the nested
+# KVM of the test machines cannot boot Linux).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+
+start=$(date +%s)
+
+"$PROJECT_ROOT/mk/guest-image.sh"
+
+say "Building the simulator"
+(cd "$PROJECT_ROOT" && cargo build -q -p vfio-user-cxl-sim) || die "building vfio-user-cxl-sim failed"
+sim="$CARGO_TARGET_DIR/debug/vfio-user-cxl-sim"
+[ -x "$sim" ] || die "no simulator at $sim"
+
+qemu="$QEMU_BUILD/qemu-system-x86_64"
+[ -x "$qemu" ] || die "no QEMU at $qemu: run mk/build.sh first"
+[ -f "$QEMU_SRC/tests/functional/qemu_test/__init__.py" ] ||
+    die "no QEMU functional test framework in $QEMU_SRC: run mk/build.sh first"
+if pgrep -x ninja >/dev/null; then
+    say "Waiting for a running ninja to finish (it may be relinking QEMU)"
+    while pgrep -x ninja >/dev/null; do sleep 2; done
+fi
+
+# The framework runs in the build's pyvenv and needs qemu.qmp (QEMU's
+# python/ tree has it too) and pycotap (the TAP runner), from PyPI.
+py="$QEMU_BUILD/pyvenv/bin/python3"
+[ -x "$py" ] || die "no pyvenv in $QEMU_BUILD: run mk/build.sh first"
+export PYTHONPATH="$QEMU_SRC/python:$QEMU_SRC/tests/functional"
+if ! "$py" -c 'import pycotap, qemu.qmp, qemu.machine' 2>/dev/null; then
+    say "Installing the functional tests' Python packages into $QEMU_BUILD/pyvenv"
+    "$py" -m pip install -q --disable-pip-version-check 'pycotap>=1.1.0' 'qemu.qmp>=0.0.3' ||
+        die "pip install pycotap qemu.qmp failed"
+fi
+
+accel="${VFIO_CXL_ACCEL:-tcg}"
+say "Running tests/functional/x86_64/test_vfio_cxl.py (accelerator: $accel)"
+t0=$(date +%s)
+status=0
+(cd "$QEMU_BUILD" &&
+    QEMU_TEST_QEMU_BINARY="$qemu" QEMU_BUILD_ROOT="$QEMU_BUILD" \
+    VFIO_CXL_CACHE="$VFIO_CXL_CACHE" VFIO_CXL_SIM="$sim" VFIO_CXL_ACCEL="$accel" \
+    VFIO_CXL_REQUIRE_GUEST=1 \
+    "$py" "$PROJECT_ROOT/tests/functional/x86_64/test_vfio_cxl.py") || status=$?
+end=$(date +%s)
+
+echo "accelerator: $accel"
+echo "elapsed: test $((end - t0)) s, total $((end - start)) s"
+echo "logs: $QEMU_BUILD/tests/functional/x86_64/test_vfio_cxl.VfioCxlGuest.*/"
+[ "$status" = 0 ] || die "the functional test failed (status $status)"
+say "Functional test passed"
