@@ -250,245 +250,87 @@ impl Version {
     }
 }
 
-/// `struct vfio_device_info` as carried by `VFIO_USER_DEVICE_GET_INFO`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DeviceInfo {
-    pub argsz: u32,
-    pub flags: u32,
-    pub num_regions: u32,
-    pub num_irqs: u32,
+/// Declares a fixed-size little-endian wire structure: its fields in wire
+/// order, `SIZE` (their sum), and `parse`/`encode` that read and write them
+/// in that order.  Field types are `u32` or `u64` (the `Reader`/`Writer`
+/// method of the same name).
+macro_rules! wire_struct {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)+
+        }
+
+        impl $name {
+            pub const SIZE: u32 = 0 $(+ std::mem::size_of::<$ty>() as u32)+;
+
+            pub fn parse(p: &[u8]) -> Result<Self, ProtocolError> {
+                let mut r = Reader::new(p);
+                Ok(Self {
+                    $($field: r.$ty()?,)+
+                })
+            }
+
+            #[must_use]
+            pub fn encode(&self) -> Vec<u8> {
+                let mut w = Writer::new();
+                $(w.$ty(self.$field);)+
+                w.finish()
+            }
+        }
+    };
 }
 
-impl DeviceInfo {
-    pub const SIZE: u32 = 16;
-
-    pub fn parse(p: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(p);
-        Ok(Self {
-            argsz: r.u32()?,
-            flags: r.u32()?,
-            num_regions: r.u32()?,
-            num_irqs: r.u32()?,
-        })
-    }
-
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u32(self.argsz)
-            .u32(self.flags)
-            .u32(self.num_regions)
-            .u32(self.num_irqs);
-        w.finish()
-    }
+wire_struct! {
+    /// `struct vfio_device_info` as carried by `VFIO_USER_DEVICE_GET_INFO`.
+    DeviceInfo { argsz: u32, flags: u32, num_regions: u32, num_irqs: u32 }
 }
 
-/// `struct vfio_region_info` (the fixed part; capabilities follow it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RegionInfo {
-    pub argsz: u32,
-    pub flags: u32,
-    pub index: u32,
-    pub cap_offset: u32,
-    pub size: u64,
-    pub offset: u64,
-}
-
-impl RegionInfo {
-    pub const SIZE: u32 = 32;
-
-    pub fn parse(p: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(p);
-        Ok(Self {
-            argsz: r.u32()?,
-            flags: r.u32()?,
-            index: r.u32()?,
-            cap_offset: r.u32()?,
-            size: r.u64()?,
-            offset: r.u64()?,
-        })
-    }
-
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u32(self.argsz)
-            .u32(self.flags)
-            .u32(self.index)
-            .u32(self.cap_offset)
-            .u64(self.size)
-            .u64(self.offset);
-        w.finish()
+wire_struct! {
+    /// `struct vfio_region_info` (the fixed part; capabilities follow it).
+    RegionInfo {
+        argsz: u32,
+        flags: u32,
+        index: u32,
+        cap_offset: u32,
+        size: u64,
+        offset: u64,
     }
 }
 
-/// `struct vfio_irq_info`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct IrqInfo {
-    pub argsz: u32,
-    pub flags: u32,
-    pub index: u32,
-    pub count: u32,
+wire_struct! {
+    /// `struct vfio_irq_info`.
+    IrqInfo { argsz: u32, flags: u32, index: u32, count: u32 }
 }
 
-impl IrqInfo {
-    pub const SIZE: u32 = 16;
+wire_struct! {
+    /// `struct vfio_irq_set` (fixed part; boolean data, if any, follows it,
+    /// eventfds travel as ancillary data).
+    IrqSet { argsz: u32, flags: u32, index: u32, start: u32, count: u32 }
+}
 
-    pub fn parse(p: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(p);
-        Ok(Self {
-            argsz: r.u32()?,
-            flags: r.u32()?,
-            index: r.u32()?,
-            count: r.u32()?,
-        })
-    }
+wire_struct! {
+    /// The prefix of `VFIO_USER_REGION_READ` / `VFIO_USER_REGION_WRITE`
+    /// requests and replies; data (if any) follows it.
+    RegionAccess { offset: u64, region: u32, count: u32 }
+}
 
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u32(self.argsz)
-            .u32(self.flags)
-            .u32(self.index)
-            .u32(self.count);
-        w.finish()
+wire_struct! {
+    /// `VFIO_USER_DMA_MAP` payload.
+    DmaMap {
+        argsz: u32,
+        flags: u32,
+        /// Offset into the passed file descriptor.
+        offset: u64,
+        iova: u64,
+        size: u64,
     }
 }
 
-/// `struct vfio_irq_set` (fixed part; boolean data, if any, follows it,
-/// eventfds travel as ancillary data).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct IrqSet {
-    pub argsz: u32,
-    pub flags: u32,
-    pub index: u32,
-    pub start: u32,
-    pub count: u32,
-}
-
-impl IrqSet {
-    pub const SIZE: u32 = 20;
-
-    pub fn parse(p: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(p);
-        Ok(Self {
-            argsz: r.u32()?,
-            flags: r.u32()?,
-            index: r.u32()?,
-            start: r.u32()?,
-            count: r.u32()?,
-        })
-    }
-
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u32(self.argsz)
-            .u32(self.flags)
-            .u32(self.index)
-            .u32(self.start)
-            .u32(self.count);
-        w.finish()
-    }
-}
-
-/// The prefix of `VFIO_USER_REGION_READ` / `VFIO_USER_REGION_WRITE`
-/// requests and replies; data (if any) follows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RegionAccess {
-    pub offset: u64,
-    pub region: u32,
-    pub count: u32,
-}
-
-impl RegionAccess {
-    pub const SIZE: u32 = 16;
-
-    pub fn parse(p: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(p);
-        Ok(Self {
-            offset: r.u64()?,
-            region: r.u32()?,
-            count: r.u32()?,
-        })
-    }
-
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u64(self.offset).u32(self.region).u32(self.count);
-        w.finish()
-    }
-}
-
-/// `VFIO_USER_DMA_MAP` payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DmaMap {
-    pub argsz: u32,
-    pub flags: u32,
-    /// Offset into the passed file descriptor.
-    pub offset: u64,
-    pub iova: u64,
-    pub size: u64,
-}
-
-impl DmaMap {
-    pub const SIZE: u32 = 32;
-
-    pub fn parse(p: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(p);
-        Ok(Self {
-            argsz: r.u32()?,
-            flags: r.u32()?,
-            offset: r.u64()?,
-            iova: r.u64()?,
-            size: r.u64()?,
-        })
-    }
-
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u32(self.argsz)
-            .u32(self.flags)
-            .u64(self.offset)
-            .u64(self.iova)
-            .u64(self.size);
-        w.finish()
-    }
-}
-
-/// `VFIO_USER_DMA_UNMAP` payload (a dirty bitmap may follow; unsupported).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DmaUnmap {
-    pub argsz: u32,
-    pub flags: u32,
-    pub iova: u64,
-    pub size: u64,
-}
-
-impl DmaUnmap {
-    pub const SIZE: u32 = 24;
-
-    pub fn parse(p: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(p);
-        Ok(Self {
-            argsz: r.u32()?,
-            flags: r.u32()?,
-            iova: r.u64()?,
-            size: r.u64()?,
-        })
-    }
-
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u32(self.argsz)
-            .u32(self.flags)
-            .u64(self.iova)
-            .u64(self.size);
-        w.finish()
-    }
+wire_struct! {
+    /// `VFIO_USER_DMA_UNMAP` payload (a dirty bitmap may follow; unsupported).
+    DmaUnmap { argsz: u32, flags: u32, iova: u64, size: u64 }
 }
 
 #[cfg(test)]
