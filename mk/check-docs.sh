@@ -25,21 +25,7 @@ RST="$DOCS/vfio-cxl.rst"
 XML="$DOCS/vfio-cxl-libvirt.xml"
 PY=/usr/bin/python3
 
-debs=(libvirt-clients libxml2-utils python3 python3-docutils python3-sphinx)
-missing=()
-for p in "${debs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-        missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    say "Installing Debian packages: ${missing[*]}"
-    [ "$(id -u)" = 0 ] || die "need root to install: ${missing[*]}"
-    mkdir -p "$VFIO_CXL_CACHE"
-    { apt-get -qq update &&
-      DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
-          "${missing[@]}"; } > "$VFIO_CXL_CACHE/apt-docs.log" 2>&1 ||
-        die "apt-get install failed (see $VFIO_CXL_CACHE/apt-docs.log)"
-fi
+ensure_debs docs libvirt-clients libxml2-utils python3 python3-docutils python3-sphinx
 
 failed=0
 check() {    # name command...

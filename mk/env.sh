@@ -24,3 +24,23 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$TOOLS_VENV/bin:$PATH"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Install those of the named Debian packages that are missing; apt's
+# output goes to $VFIO_CXL_CACHE/apt-WHAT.log.
+ensure_debs() {    # WHAT PACKAGE...
+    local what=$1 p missing=()
+    shift
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "Installing Debian packages for $what: ${missing[*]}"
+    [ "$(id -u)" = 0 ] || die "need root to install: ${missing[*]}"
+    mkdir -p "$VFIO_CXL_CACHE"
+    local log="$VFIO_CXL_CACHE/apt-$what.log"
+    { apt-get -qq update &&
+      DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
+          "${missing[@]}"; } > "$log" 2>&1 ||
+        { tail -n 20 "$log"; die "apt-get install ${missing[*]} failed (log: $log)"; }
+}

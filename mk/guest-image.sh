@@ -42,21 +42,12 @@ apt_download() {
 # --------------------------------------------------------------------------
 # Host tools
 # --------------------------------------------------------------------------
-need_pkgs=()
-command -v cpio >/dev/null || need_pkgs+=(cpio)
-command -v gcc >/dev/null || need_pkgs+=(gcc)
-libc_a="$(gcc -print-file-name=libc.a 2>/dev/null || true)"
-[ -f "$libc_a" ] || need_pkgs+=(libc6-dev)
 for tool in apt-get apt-cache dpkg dpkg-deb gzip; do
     command -v "$tool" >/dev/null || die "$tool is missing: this script needs a Debian host"
 done
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-    say "Installing build tools: ${need_pkgs[*]}"
-    [ "$(id -u)" = 0 ] || die "need root to apt-get install ${need_pkgs[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_pkgs[@]}" \
-        >"$GUEST/apt-install.log" 2>&1 ||
-        { tail -n 20 "$GUEST/apt-install.log"; die "apt-get install ${need_pkgs[*]} failed"; }
-fi
+# cpio packs the initramfs; gcc and libc6-dev's libc.a build the static
+# check program.
+ensure_debs guest cpio gcc libc6-dev
 
 # --------------------------------------------------------------------------
 # Kernel: newest linux-image-6.1.*-amd64 that apt can actually fetch

@@ -5,26 +5,12 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
-debs=(
-    build-essential ninja-build pkg-config python3-venv flex bison
-    libglib2.0-dev libpixman-1-dev zlib1g-dev libslirp-dev libfdt-dev
-    clang libclang-dev ccache dpkg-dev xz-utils
-    gcc-multilib
+ensure_debs build \
+    build-essential ninja-build pkg-config python3-venv flex bison \
+    libglib2.0-dev libpixman-1-dev zlib1g-dev libslirp-dev libfdt-dev \
+    clang libclang-dev ccache dpkg-dev xz-utils \
+    gcc-multilib \
     seabios ipxe-qemu
-)
-missing=()
-for p in "${debs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-        missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    say "Installing Debian packages: ${missing[*]}"
-    [ "$(id -u)" = 0 ] || die "need root to install: ${missing[*]}"
-    apt-get -qq update
-    DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends "${missing[@]}" \
-        > "$VFIO_CXL_CACHE/apt-install.log" ||
-        die "apt-get install failed (see $VFIO_CXL_CACHE/apt-install.log)"
-fi
 
 if ! "$TOOLS_VENV/bin/meson" --version 2>/dev/null | grep -qx "$MESON_VERSION"; then
     say "Installing meson $MESON_VERSION into $TOOLS_VENV"
