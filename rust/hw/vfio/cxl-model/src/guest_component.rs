@@ -188,22 +188,30 @@ impl GuestComponentBlock {
         }
     }
 
+    /// The roles of the one or two dwords an access of `size` bytes at the
+    /// dword `dword` covers, or `None` when one would be forwarded to the
+    /// host and the other not (the caller then splits the access).
+    fn access_roles(&self, dword: u64, size: u32) -> Option<[Role; 2]> {
+        let first = self.role(dword);
+        let roles = if size == 8 {
+            [first, self.role(dword + 4)]
+        } else {
+            [first, first]
+        };
+        let forwarded = roles.map(|r| matches!(r, Role::Forward(_)));
+        (forwarded[0] == forwarded[1]).then_some(roles)
+    }
+
     /// Classifies a guest read of `size` bytes at `block_offset` and, when
     /// it is served here, computes the value.
     pub fn read(&self, block_offset: u64, size: u32) -> BlockAccess {
         if !valid(block_offset, size) {
             return BlockAccess::ReadsZero;
         }
-        let first = self.role(block_offset & !3);
-        let roles = if size == 8 {
-            [first, self.role(block_offset + 4)]
-        } else {
-            [first, first]
-        };
-        let forwarded = roles.map(|r| matches!(r, Role::Forward(_)));
-        if forwarded[0] != forwarded[1] {
+        let Some(roles) = self.access_roles(block_offset & !3, size) else {
             return BlockAccess::SplitDwords;
-        }
+        };
+        let first = roles[0];
         if let Role::Forward(ro) = first {
             return BlockAccess::ForwardToHost {
                 region_offset: ro + (block_offset & 3),
@@ -233,16 +241,10 @@ impl GuestComponentBlock {
         if !valid(block_offset, size) || size < 4 {
             return GuestWriteOutcome::Dropped;
         }
-        let first = self.role(block_offset);
-        let roles = if size == 8 {
-            [first, self.role(block_offset + 4)]
-        } else {
-            [first, first]
-        };
-        let forwarded = roles.map(|r| matches!(r, Role::Forward(_)));
-        if forwarded[0] != forwarded[1] {
+        let Some(roles) = self.access_roles(block_offset, size) else {
             return GuestWriteOutcome::SplitDwords;
-        }
+        };
+        let first = roles[0];
         if let Role::Forward(region_offset) = first {
             return GuestWriteOutcome::ForwardToHost { region_offset };
         }
