@@ -7,6 +7,9 @@
 
 use nix::errno::Errno;
 
+/// How config accesses are split around the DVSEC (shared with the device).
+pub use cxl_model::dvsec::split_access;
+
 use cxl_model::component::COMPONENT_BLOCK_SIZE;
 use cxl_model::dvsec::{
     build_register_locator, DeviceDvsecConfig, DvsecWriteEffect, HostDeviceDvsec, RegisterBlock,

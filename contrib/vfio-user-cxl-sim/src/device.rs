@@ -31,7 +31,7 @@ use vfio_bindings::bindings::vfio::{
 
 use crate::config::{ConfigEffect, ConfigSpace, CONFIG_SIZE, EXT_CAP_START};
 use crate::control::Stats;
-use crate::cxl::{self, CxlHost, DvsecEffect};
+use crate::cxl::{self, split_access, CxlHost, DvsecEffect};
 use crate::memory::Backing;
 use crate::options::{DeviceOptions, Uapi};
 use crate::protocol::{DmaMap, DmaUnmap, IrqInfo, IrqSet};
@@ -347,15 +347,10 @@ impl Device {
         self.dvsec_at..self.dvsec_at + self.dvsec_len
     }
 
-    /// Splits the config access `[offset, offset + len)` into the parts
-    /// before, inside and after the CXL Device DVSEC (absolute ranges,
-    /// possibly empty), each tagged "inside the DVSEC".
+    /// Splits the config access `[offset, offset + len)` around the CXL
+    /// Device DVSEC, which the kernel serves from its shadow.
     fn split_config(&self, offset: usize, len: usize) -> [(std::ops::Range<usize>, bool); 3] {
-        let d = self.dvsec_range();
-        let end = offset + len;
-        let a = d.start.clamp(offset, end);
-        let b = d.end.clamp(offset, end);
-        [(offset..a, false), (a..b, true), (b..end, false)]
+        split_access(offset..offset + len, &self.dvsec_range())
     }
 
     fn config_read(&self, offset: usize, buf: &mut [u8]) {

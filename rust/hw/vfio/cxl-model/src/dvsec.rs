@@ -18,7 +18,7 @@
 //! with Capability3 at 0x38; the parser also accepts revision 1 (0x38
 //! bytes, no Capability3).
 
-use std::fmt;
+use std::{fmt, ops::Range};
 
 use bilge::prelude::*;
 
@@ -1086,6 +1086,20 @@ impl HostDeviceDvsec {
     }
 }
 
+/// Splits the config-space access `access` into the parts before, inside
+/// and after `dvsec` (each possibly empty), tagged with whether they lie
+/// inside: the device and the simulator serve the DVSEC themselves and
+/// pass the rest on.
+pub fn split_access(access: Range<usize>, dvsec: &Range<usize>) -> [(Range<usize>, bool); 3] {
+    let inside_start = dvsec.start.clamp(access.start, access.end);
+    let inside_end = dvsec.end.clamp(access.start, access.end);
+    [
+        (access.start..inside_start, false),
+        (inside_start..inside_end, true),
+        (inside_end..access.end, false),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1692,5 +1706,43 @@ mod tests {
         assert!(DvsecError::CapabilityLoop { at: 0x100 }
             .to_string()
             .contains("0x100"));
+    }
+
+    #[test]
+    fn split_access_outside_the_dvsec_is_one_part() {
+        let dvsec = 0x100..0x13C;
+        for access in [0x40..0x44, 0x13C..0x140, 0xFC..0x100] {
+            let parts = split_access(access.clone(), &dvsec);
+            let nonempty: Vec<_> = parts.into_iter().filter(|(r, _)| !r.is_empty()).collect();
+            assert_eq!(nonempty, vec![(access, false)]);
+        }
+    }
+
+    #[test]
+    fn split_access_inside_the_dvsec_is_one_part() {
+        let parts = split_access(0x10C..0x110, &(0x100..0x13C));
+        assert_eq!(parts[1], (0x10C..0x110, true));
+        assert!(parts[0].0.is_empty() && parts[2].0.is_empty());
+    }
+
+    #[test]
+    fn split_access_straddling_an_edge_is_cut_there() {
+        // A dword read at DVSEC + 8 covers header 2 and the Capability.
+        assert_eq!(
+            split_access(0x108..0x10C, &(0x10A..0x13C)),
+            [
+                (0x108..0x10A, false),
+                (0x10A..0x10C, true),
+                (0x10C..0x10C, false)
+            ]
+        );
+        assert_eq!(
+            split_access(0x13A..0x13E, &(0x100..0x13C)),
+            [
+                (0x13A..0x13A, false),
+                (0x13A..0x13C, true),
+                (0x13C..0x13E, false)
+            ]
+        );
     }
 }
