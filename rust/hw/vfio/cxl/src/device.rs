@@ -115,32 +115,13 @@ impl CxlState {
         }
     }
 
-    /// Config reads: the CXL Device DVSEC is emulated, the rest (and the
-    /// DVSEC's headers) is vfio-pci's.  Accesses straddling the DVSEC's
-    /// edge are split into bytes.
+    /// Config reads: the CXL Device DVSEC is emulated, the rest is
+    /// vfio-pci's.
     fn config_read(&self, addr: u32, len: u32, parent: &dyn Fn(u32, u32) -> u32) -> u32 {
-        let cxl = self.cxl.borrow();
-        let Some(passthrough) = cxl.as_ref() else {
-            return parent(addr, len);
-        };
-        let range = passthrough.dvsec_range();
-        if addr + len <= range.start || addr >= range.end {
-            return parent(addr, len);
+        match self.cxl.borrow().as_ref() {
+            Some(p) if p.touches_dvsec(addr, len) => p.config_read(addr, len, parent),
+            _ => parent(addr, len),
         }
-        if addr >= range.start && addr + len <= range.end {
-            if let Some(value) = passthrough.dvsec_read(addr, len) {
-                return value;
-            }
-        }
-        (0..len).fold(0, |value, i| {
-            let a = addr + i;
-            let byte = if range.contains(&a) {
-                passthrough.dvsec_read(a, 1).unwrap_or_else(|| parent(a, 1))
-            } else {
-                parent(a, 1)
-            };
-            value | ((byte & 0xff) << (8 * i))
-        })
     }
 
     /// Config writes: nothing inside the CXL Device DVSEC reaches the host
@@ -160,33 +141,11 @@ impl CxlState {
             return;
         }
         let mut cxl = self.cxl.borrow_mut();
-        let Some(passthrough) = cxl.as_mut() else {
+        let Some(passthrough) = cxl.as_mut().filter(|p| p.touches_dvsec(addr, len)) else {
             drop(cxl);
             return parent(addr, value, len);
         };
-        let range = passthrough.dvsec_range().clone();
-        if addr + len <= range.start || addr >= range.end {
-            drop(cxl);
-            return parent(addr, value, len);
-        }
-        let effect = if addr >= range.start && addr + len <= range.end {
-            passthrough.dvsec_write(addr, value, len)
-        } else {
-            let mut effect = DvsecWriteEffect::None;
-            for i in 0..len {
-                let (a, byte) = (addr + i, (value >> (8 * i)) & 0xff);
-                if range.contains(&a) {
-                    let e = passthrough.dvsec_write(a, byte, 1);
-                    if e != DvsecWriteEffect::None {
-                        effect = e;
-                    }
-                } else {
-                    parent(a, byte, 1);
-                }
-            }
-            effect
-        };
-        match effect {
+        match passthrough.config_write(addr, value, len, parent) {
             DvsecWriteEffect::None => {}
             DvsecWriteEffect::CxlResetRequested => {
                 drop(cxl);
@@ -324,7 +283,7 @@ macro_rules! vfio_cxl_type {
             }
 
             fn reset(&self, parent: &dyn Fn()) {
-                if !self.state.reset(ResetKind::Full) {
+                if !self.state.reset(ResetKind::SystemOrBus) {
                     parent();
                 }
             }

@@ -9,7 +9,7 @@ use std::{ffi::CStr, ops::Range, sync::Mutex};
 
 use cxl_model::{
     discovery::{self, HostLayout},
-    dvsec::{DvsecWriteEffect, GuestDeviceDvsec},
+    dvsec::{split_access, DvsecWriteEffect, GuestDeviceDvsec},
     guest_component::GuestComponentBlock,
     uapi::{self, VFIO_REGION_SUBTYPE_CXL_COMP_REGS, VFIO_REGION_TYPE_CXL},
     window::{self, ChosenWindow},
@@ -43,7 +43,7 @@ pub enum ResetKind {
     /// CXL Reset through the DVSEC: CXL.mem state returns to its boot value.
     Cxl,
     /// System reset or secondary bus reset: everything returns to boot.
-    Full,
+    SystemOrBus,
 }
 
 impl ResetKind {
@@ -51,7 +51,7 @@ impl ResetKind {
         match self {
             ResetKind::Flr => c"FLR",
             ResetKind::Cxl => c"CXL",
-            ResetKind::Full => c"system or bus",
+            ResetKind::SystemOrBus => c"system or bus",
         }
     }
 }
@@ -73,8 +73,8 @@ pub struct DeviceRefs {
     pub kernel_vfio: bool,
 }
 
-/// A realized CXL passthrough.  Dropping it removes every mapping and
-/// overlay and frees the window.
+/// A realized CXL passthrough.  [`Passthrough::unrealize`] takes it out of
+/// the guest's view again.
 pub struct Passthrough {
     name: String,
     vdev: *mut bindings::VFIOPCIDevice,
@@ -387,34 +387,57 @@ impl Passthrough {
             });
     }
 
-    /// The config-space bytes the device emulates (the CXL Device DVSEC).
-    pub const fn dvsec_range(&self) -> &Range<u32> {
-        &self.dvsec_range
+    /// Whether a config access touches the CXL Device DVSEC.
+    pub const fn touches_dvsec(&self, addr: u32, len: u32) -> bool {
+        addr < self.dvsec_range.end && addr + len > self.dvsec_range.start
     }
 
-    /// Guest read inside the DVSEC; `None` for the headers, which stay
-    /// vfio-pci's.
-    pub fn dvsec_read(&self, addr: u32, len: u32) -> Option<u32> {
-        let offset = self.dvsec_offset(addr)?;
-        Some(self.dvsec.read(offset, len))
+    /// The DVSEC registers served by the guest-view model; the extended
+    /// capability header (whose next pointer is vfio-pci's) and the DVSEC
+    /// headers before them are read through vfio-pci.
+    fn emulated_range(&self) -> Range<u32> {
+        self.dvsec_range.start + u32::from(DVSEC_EMULATED_FROM)..self.dvsec_range.end
     }
 
-    /// Guest write inside the DVSEC: never forwarded to the host.
-    pub fn dvsec_write(&mut self, addr: u32, value: u32, len: u32) -> DvsecWriteEffect {
-        trace::trace_vfio_cxl_dvsec_write(addr - self.dvsec_range.start, len, value);
-        match self.dvsec_offset(addr) {
-            Some(offset) => self.dvsec.write(offset, len, value),
-            None => DvsecWriteEffect::None,
+    /// Guest config read touching the DVSEC: the emulated registers from
+    /// the model, the rest through `parent`.
+    pub fn config_read(&self, addr: u32, len: u32, parent: &dyn Fn(u32, u32) -> u32) -> u32 {
+        config_parts(addr, len, &self.emulated_range()).fold(0, |value, (at, n, emulated)| {
+            let part = if emulated {
+                self.dvsec.read(self.dvsec_offset(at), n)
+            } else {
+                parent(at, n)
+            };
+            value | (part & byte_mask(n)) << (8 * (at - addr))
+        })
+    }
+
+    /// Guest config write touching the DVSEC: the emulated registers go to
+    /// the model and never to the host; writes to the DVSEC's read-only
+    /// headers are dropped; the rest goes through `parent`.
+    pub fn config_write(
+        &mut self,
+        addr: u32,
+        value: u32,
+        len: u32,
+        parent: &dyn Fn(u32, u32, u32),
+    ) -> DvsecWriteEffect {
+        let mut effect = DvsecWriteEffect::None;
+        for (at, n, emulated) in config_parts(addr, len, &self.emulated_range()) {
+            let part = (value >> (8 * (at - addr))) & byte_mask(n);
+            if emulated {
+                trace::trace_vfio_cxl_dvsec_write(at - self.dvsec_range.start, n, part);
+                let e = self.dvsec.write(self.dvsec_offset(at), n, part);
+                if e != DvsecWriteEffect::None {
+                    effect = e;
+                }
+            } else if !self.dvsec_range.contains(&at) {
+                parent(at, part, n);
+            }
         }
+        effect
     }
 
-    fn dvsec_offset(&self, addr: u32) -> Option<u16> {
-        let offset = u16::try_from(addr.checked_sub(self.dvsec_range.start)?).ok()?;
-        (offset >= DVSEC_EMULATED_FROM).then_some(offset)
-    }
-}
-
-impl Passthrough {
     /// Take everything out of the guest's view and give the window back.
     /// The memory region comes back unmapped, for the device to free when
     /// it is finalized.
@@ -431,6 +454,32 @@ impl Passthrough {
             .retain(|&index| index != self.window.index);
         memory
     }
+
+    fn dvsec_offset(&self, addr: u32) -> u16 {
+        // A DVSEC lies inside 4 KiB of config space.
+        (addr - self.dvsec_range.start) as u16
+    }
+}
+
+/// The non-empty parts of the config access `addr..addr + len` before,
+/// inside and after `region`, as (start, length, inside).  Config accesses
+/// are naturally aligned and the DVSEC's edges are dword or word aligned,
+/// so every part is 1, 2 or 4 bytes long.
+fn config_parts(
+    addr: u32,
+    len: u32,
+    region: &Range<u32>,
+) -> impl Iterator<Item = (u32, u32, bool)> {
+    let widen = |r: &Range<u32>| r.start as usize..r.end as usize;
+    split_access(widen(&(addr..addr + len)), &widen(region))
+        .into_iter()
+        .filter(|(part, _)| !part.is_empty())
+        .map(|(part, inside)| (part.start as u32, (part.end - part.start) as u32, inside))
+}
+
+/// The low `len` bytes of a dword.
+const fn byte_mask(len: u32) -> u32 {
+    u32::MAX >> (32 - 8 * len)
 }
 
 /// Ask the host for its CXL resources and check them.  Returns the layout
