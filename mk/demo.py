@@ -5,10 +5,8 @@ through by vfio-user-cxl from the simulator, and we say what it saw.
 Usage: mk/demo.py QEMU SIMULATOR KERNEL INITRD   (mk/demo.sh finds them)
 """
 
-import json
 import os
 import selectors
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,19 +17,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import vfio_cxl_boot as boot  # noqa: E402
 
 BOOT_TIMEOUT = 420
-
-
-def control(path, command):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(path)
-        s.sendall(command.encode() + b'\n')
-        reply = b''
-        while not reply.endswith(b'\n'):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-    return json.loads(reply)
 
 
 def boot_guest(qemu, args):
@@ -96,7 +81,7 @@ def main():
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         print(f'simulator: {simproc.stdout.readline().strip()}')
         host_bytes = os.urandom(boot.HOST_LEN)
-        control(ctl, f'mem-write {boot.HOST_OFF:#x} {host_bytes.hex()}')
+        boot.sim_control(ctl, f'mem-write {boot.HOST_OFF:#x} {host_bytes.hex()}')
         print(f'host: wrote {boot.HOST_LEN} random bytes into device memory '
               f'at {boot.HOST_OFF:#x}')
 
@@ -104,7 +89,7 @@ def main():
               '-device vfio-user-cxl ...', flush=True)
         args = boot.qemu_args('tcg', sock, kernel, initrd)
         r, elapsed = boot_guest(qemu, args)
-        stats = control(ctl, 'stats')
+        stats = boot.sim_control(ctl, 'stats')
         with open(mem, 'rb') as f:
             def device_memory(off, length):
                 f.seek(off)

@@ -3,6 +3,9 @@ functional test (x86_64/test_vfio_cxl.py) and the README's demo
 (mk/demo.py): the QEMU arguments, the report's format, and the checks of
 guest data against device memory."""
 
+import json
+import socket
+
 MiB = 1 << 20
 GiB = 1 << 30
 PAGE = 4096
@@ -38,6 +41,22 @@ def fnv1a(data):
 def num(value):
     """A report number: '0x..' or decimal, possibly followed by text."""
     return int(value.split()[0], 0)
+
+
+def sim_control(path, command, timeout=20):
+    """Sends one command to the simulator's control socket and returns its
+    JSON answer (one line in, one line out)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(command.encode() + b'\n')
+        reply = b''
+        while not reply.endswith(b'\n'):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    return json.loads(reply)
 
 
 def qemu_args(accel, sock, kernel, initrd, hb_hdm=False):

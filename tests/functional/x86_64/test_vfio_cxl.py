@@ -21,11 +21,9 @@
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
 
-import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -35,7 +33,7 @@ from qemu_test import QemuSystemTest
 
 from vfio_cxl_boot import (HOST_LEN, HOST_OFF, MEM_SIZE, MiB, PAGE,
                            REPORT_BEGIN, REPORT_END, WINDOW_SIZE, fnv1a, num,
-                           pattern_page, qemu_args)
+                           pattern_page, qemu_args, sim_control)
 
 BOOT_TIMEOUT = 420
 
@@ -121,17 +119,7 @@ class VfioCxlGuest(QemuSystemTest):
         gone = self.sim_gone()
         if gone:
             self.fail(f"control command '{command}': {gone}")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(20)
-            s.connect(self.sim_ctl)
-            s.sendall(command.encode() + b'\n')
-            reply = b''
-            while not reply.endswith(b'\n'):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                reply += chunk
-        answer = json.loads(reply)
+        answer = sim_control(self.sim_ctl, command)
         self.assertTrue(answer.get('ok'), f"'{command}' failed: {answer}")
         return answer
 
