@@ -7,6 +7,7 @@
 
 use std::{
     ffi::{c_int, c_void},
+    io,
     ptr::{null_mut, NonNull},
     slice,
 };
@@ -96,29 +97,29 @@ impl VfioHost {
     }
 
     /// Read `buf.len()` bytes at `offset` of region `index`.
-    pub fn region_read(&self, index: u32, offset: u64, buf: &mut [u8]) -> Result<(), i32> {
-        let nr = u8::try_from(index).map_err(|_| libc_einval())?;
-        let off = i64::try_from(offset).map_err(|_| libc_einval())?;
-        let size = u32::try_from(buf.len()).map_err(|_| libc_einval())?;
+    pub fn region_read(&self, index: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let nr = u8::try_from(index).map_err(|_| invalid())?;
+        let off = i64::try_from(offset).map_err(|_| invalid())?;
+        let size = u32::try_from(buf.len()).map_err(|_| invalid())?;
         // SAFETY: the device is realized; io_ops is set by its realize.
         let ret = unsafe {
             let ops = &*(*self.dev()).io_ops;
-            let read = ops.region_read.ok_or_else(libc_einval)?;
+            let read = ops.region_read.ok_or_else(invalid)?;
             read(self.dev(), nr, off, size, buf.as_mut_ptr().cast::<c_void>())
         };
         complete(ret, buf.len())
     }
 
     /// Write `data` at `offset` of region `index`.
-    pub fn region_write(&self, index: u32, offset: u64, data: &[u8]) -> Result<(), i32> {
-        let nr = u8::try_from(index).map_err(|_| libc_einval())?;
-        let off = i64::try_from(offset).map_err(|_| libc_einval())?;
-        let size = u32::try_from(data.len()).map_err(|_| libc_einval())?;
+    pub fn region_write(&self, index: u32, offset: u64, data: &[u8]) -> io::Result<()> {
+        let nr = u8::try_from(index).map_err(|_| invalid())?;
+        let off = i64::try_from(offset).map_err(|_| invalid())?;
+        let size = u32::try_from(data.len()).map_err(|_| invalid())?;
         // SAFETY: the device is realized; the buffer is only read by QEMU
         // (the C prototype is not const-qualified).
         let ret = unsafe {
             let ops = &*(*self.dev()).io_ops;
-            let write = ops.region_write.ok_or_else(libc_einval)?;
+            let write = ops.region_write.ok_or_else(invalid)?;
             write(
                 self.dev(),
                 nr,
@@ -132,19 +133,19 @@ impl VfioHost {
     }
 
     /// One dword of region `index`.
-    pub fn read32(&self, index: u32, offset: u64) -> Result<u32, i32> {
+    pub fn read32(&self, index: u32, offset: u64) -> io::Result<u32> {
         let mut buf = [0u8; 4];
         self.region_read(index, offset, &mut buf)?;
         Ok(u32::from_le_bytes(buf))
     }
 
     /// Write one dword of region `index`.
-    pub fn write32(&self, index: u32, offset: u64, value: u32) -> Result<(), i32> {
+    pub fn write32(&self, index: u32, offset: u64, value: u32) -> io::Result<()> {
         self.region_write(index, offset, &value.to_le_bytes())
     }
 
     /// The host's configuration space, as the device presents it.
-    pub fn config_space(&self) -> Result<Vec<u8>, i32> {
+    pub fn config_space(&self) -> io::Result<Vec<u8>> {
         let mut config = vec![0u8; CONFIG_SPACE_SIZE];
         self.region_read(uapi::VFIO_PCI_CONFIG_REGION_INDEX, 0, &mut config)?;
         Ok(config)
@@ -193,15 +194,20 @@ pub unsafe fn reset_host(
     }
 }
 
-const fn libc_einval() -> i32 {
-    22
+/// An access the VFIO interface cannot express (index, offset or size out
+/// of its range, or no such operation).
+fn invalid() -> io::Error {
+    io::ErrorKind::InvalidInput.into()
 }
 
 /// Turn an `io_ops` return value (bytes or negative errno) into a result.
-fn complete(ret: c_int, len: usize) -> Result<(), i32> {
+fn complete(ret: c_int, len: usize) -> io::Result<()> {
     match usize::try_from(ret) {
         Ok(n) if n == len => Ok(()),
-        Ok(_) => Err(5), // short transfer: EIO
-        Err(_) => Err(-ret),
+        Ok(n) => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("short transfer: {n} of {len} bytes"),
+        )),
+        Err(_) => Err(io::Error::from_raw_os_error(-ret)),
     }
 }

@@ -333,10 +333,7 @@ impl Passthrough {
                 self.host
                     .write32(self.layout.comp_regs_region, offset, value)
                     .map_err(|e| {
-                        format!(
-                            "cannot write the guest base into COMP_REGS at {offset:#x}: {}",
-                            std::io::Error::from_raw_os_error(e)
-                        )
+                        format!("cannot write the guest base into COMP_REGS at {offset:#x}: {e}")
                     })?;
             }
             trace::trace_vfio_cxl_host_base(self.window.base);
@@ -491,7 +488,7 @@ fn discover_host(
     let regions = host.region_descs()?;
     let config = host
         .config_space()
-        .map_err(|e| format!("cannot read config space (error {e})"))?;
+        .map_err(|e| format!("cannot read config space: {e}"))?;
     let info = if kernel_vfio {
         host.kernel_device_info_bytes()
             .map(|bytes| uapi::device_info_cxl(&bytes))
@@ -507,8 +504,7 @@ fn discover_host(
         .map(|r| r.index);
     let layout = discovery::discover(&regions, &config, info.as_ref(), &mut |offset| {
         let index = comp_regs.ok_or_else(|| "no COMP_REGS region".to_string())?;
-        host.read32(index, offset)
-            .map_err(|e| std::io::Error::from_raw_os_error(e).to_string())
+        host.read32(index, offset).map_err(|e| e.to_string())
     })
     .map_err(|e| e.to_string())?;
     Ok((layout, config))
