@@ -95,7 +95,7 @@ def link_overlay(project, qemu):
     new = set()
     for root in OVERLAY_ROOTS:
         for dirpath, dirnames, filenames in os.walk(os.path.join(project, root)):
-            dirnames[:] = [d for d in dirnames if d not in ("target", "fuzz")]
+            dirnames[:] = [d for d in dirnames if d not in ("target", "fuzz", "__pycache__")]
             for name in filenames:
                 src = os.path.join(dirpath, name)
                 rel = os.path.relpath(src, project)
