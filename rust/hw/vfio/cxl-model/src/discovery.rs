@@ -69,7 +69,8 @@ pub struct RegionDesc {
 }
 
 impl RegionDesc {
-    fn is_cxl(&self, subtype: u32) -> bool {
+    /// Whether the region is the CXL region of `subtype`.
+    pub fn is_cxl(&self, subtype: u32) -> bool {
         self.cap_type
             .is_some_and(|(ty, st)| RegionTypeCap { ty, subtype: st }.is_cxl(subtype))
     }

@@ -22,5 +22,8 @@ pub mod dvsec;
 pub mod guest_component;
 pub mod hdm;
 pub mod host;
+pub mod host_device;
+pub mod passthrough;
+pub mod pcie;
 pub mod uapi;
 pub mod window;

@@ -3,25 +3,28 @@
 //! The `vfio-cxl` and `vfio-user-cxl` QOM types.
 //!
 //! Both types only differ in their parent (kernel VFIO or vfio-user); each
-//! holds the same state and hands every hook to [`Passthrough`].
+//! holds a [`CxlState`], and every hook is one generic function over
+//! [`CxlDevice`] that hands the work to [`CxlPassthrough`].  The macro at
+//! the end only declares the two types.
 
 use std::{
-    ffi::{c_void, CStr},
-    ptr::addr_of,
+    ffi::{c_char, c_void, CStr},
+    ptr::{addr_of, NonNull},
 };
 
 use bql::{BqlCell, BqlRefCell};
 use common::uninit_field_mut;
-use cxl_model::{component::COMPONENT_BLOCK_SIZE, dvsec::DvsecWriteEffect};
+use cxl_model::{component::COMPONENT_BLOCK_SIZE, dvsec::DvsecWriteEffect, host_device::ResetKind};
 use hwcore::{bindings::MachineInitPhase, DeviceImpl, DeviceState, ResettablePhasesImpl};
 use qom::{prelude::*, ObjectImpl, ParentField, ParentInit};
-use system::{hwaddr, MemoryRegion, MemoryRegionOps, MemoryRegionOpsBuilder};
-use util::Result;
+use system::{MemoryRegion, MemoryRegionOps, MemoryRegionOpsBuilder};
+use util::{log::Log, log_mask_ln, Error, Result};
 
 use crate::{
     bindings,
+    host::migration_requested,
     memory::MappedMemory,
-    passthrough::{DeviceRefs, Passthrough, ResetKind},
+    passthrough::{CxlPassthrough, DeviceRefs, MIGRATION_REFUSAL},
     pci_class::{VfioCxlClass, VfioPci, VfioPciDevice, VfioSubclassImpl, VfioUserPci},
 };
 
@@ -34,7 +37,7 @@ unsafe impl Send for ResetToken {}
 
 /// The CXL state every instance carries, whichever its parent.
 pub struct CxlState {
-    cxl: BqlRefCell<Option<Passthrough>>,
+    cxl: BqlRefCell<Option<CxlPassthrough>>,
     /// The host bridge reset handler's registration, while realized.
     host_bridge_reset: BqlCell<ResetToken>,
     /// Memory regions taken out of the guest's view by unrealize, freed
@@ -54,14 +57,14 @@ impl CxlState {
     fn realize(&self, refs: &DeviceRefs) -> Result<()> {
         // SAFETY: refs describe the device being realized, which drops the
         // passthrough in unrealize, before it is finalized.
-        let passthrough = unsafe { Passthrough::realize(refs)? };
+        let passthrough = unsafe { CxlPassthrough::realize(refs)? };
         *self.cxl.borrow_mut() = Some(passthrough);
         Ok(())
     }
 
     fn unrealize(&self) {
         let passthrough = self.cxl.borrow_mut().take();
-        if let Some(memory) = passthrough.and_then(Passthrough::unrealize) {
+        if let Some(memory) = passthrough.and_then(CxlPassthrough::unrealize) {
             self.retired.borrow_mut().push(memory);
         }
     }
@@ -70,20 +73,19 @@ impl CxlState {
     /// restore, show the memory again.  Returns false, doing nothing, when
     /// the device has no CXL passthrough (then the parent resets it).
     fn reset(&self, kind: ResetKind) -> bool {
-        let vdev = {
-            let cxl = self.cxl.borrow();
-            let Some(passthrough) = cxl.as_ref() else {
+        let host = {
+            let mut cxl = self.cxl.borrow_mut();
+            let Some(passthrough) = cxl.as_mut() else {
                 return false;
             };
             passthrough.begin_reset(kind);
-            passthrough.vdev()
+            passthrough.host()
         };
         // No borrow is held here: the host reset runs vfio-pci code.
-        // SAFETY: the device is realized while it has a passthrough.
-        let result = unsafe { Passthrough::reset_host(vdev, kind) };
+        let result = cxl_model::host_device::HostDevice::reset(&host, kind);
         if let Some(passthrough) = self.cxl.borrow_mut().as_mut() {
             if let Err(e) = passthrough.finish_reset(kind, result) {
-                report_error(&e.to_string());
+                report_error(&e);
             }
         }
         true
@@ -93,7 +95,7 @@ impl CxlState {
         self.cxl
             .borrow()
             .as_ref()
-            .map_or_else(|| "not realized".to_string(), Passthrough::status)
+            .map_or_else(|| "not realized".to_string(), CxlPassthrough::status)
     }
 
     fn program_host_bridge(&self) {
@@ -102,14 +104,14 @@ impl CxlState {
         }
     }
 
-    fn component_read(&self, addr: hwaddr, size: u32) -> u64 {
+    fn component_read(&self, addr: u64, size: u32) -> u64 {
         match self.cxl.borrow().as_ref() {
             Some(passthrough) => passthrough.component_read(addr, size),
             None => u64::MAX,
         }
     }
 
-    fn component_write(&self, addr: hwaddr, value: u64, size: u32) {
+    fn component_write(&self, addr: u64, value: u64, size: u32) {
         if let Some(passthrough) = self.cxl.borrow_mut().as_mut() {
             passthrough.component_write(addr, size, value);
         }
@@ -151,15 +153,208 @@ impl CxlState {
                 drop(cxl);
                 self.reset(ResetKind::Cxl);
             }
-            DvsecWriteEffect::CacheWbiRequested => report_error(&format!(
+            DvsecWriteEffect::CacheWbiRequested => log_mask_ln!(
+                Log::Unimp,
                 "{}: cache write-back and invalidate is not supported; ignored",
                 passthrough.name()
-            )),
+            ),
         }
     }
 }
 
-/// Declares one QOM type over a VFIO parent.
+/// `error_report()`: a host-side failure the user must see.
+fn report_error(e: &Error) {
+    let msg = std::ffi::CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
+    // SAFETY: a "%s" format with one NUL-terminated string argument.
+    unsafe {
+        bindings::error_report(c"%s".as_ptr(), msg.as_ptr());
+    }
+}
+
+/// What the two QOM types have in common; the hooks are written once over
+/// it, and [`vfio_cxl_type`] declares a type that implements it.
+pub trait CxlDevice: DeviceImpl + IsA<VfioPciDevice> + ObjectType {
+    /// What `-device help` says of the type.
+    const DESCRIPTION: &'static CStr;
+
+    /// Kernel VFIO (`vfio-cxl`) or vfio-user (`vfio-user-cxl`).
+    const KERNEL_VFIO: bool;
+
+    /// The instance's CXL state.
+    fn cxl_state(&self) -> &CxlState;
+
+    /// The `cxl-fmw` property.
+    fn requested_window(&self) -> i32;
+
+    /// The emulated component block's memory region.
+    fn component_mr(&self) -> *mut MemoryRegion;
+}
+
+/// `cxl-fmw`'s description, as `-device <type>,help` shows it.
+const CXL_FMW_HELP: &CStr = c"index of the CXL fixed memory window for the device memory; \
+    -1 (default): the only window whose only target is the device's host bridge";
+
+/// `cxl-status`'s description.
+const CXL_STATUS_HELP: &CStr =
+    c"where the device memory is mapped, or why it is not after a failed reset (read-only)";
+
+fn vdev_of<T: CxlDevice>(dev: &T) -> NonNull<bindings::VFIOPCIDevice> {
+    // SAFETY: every CxlDevice starts with a VFIOPCIDevice (IsA<VfioPciDevice>).
+    NonNull::from(dev).cast()
+}
+
+/// `"<type> '<id>'"`, for messages.
+fn name_of<T: CxlDevice>(dev: &T) -> String {
+    let type_name = T::TYPE_NAME.to_string_lossy();
+    // SAFETY: a device's id, if set, is a C string it owns.
+    let id = unsafe {
+        let id = (*dev.upcast::<DeviceState>().as_ptr()).id;
+        (!id.is_null()).then(|| CStr::from_ptr(id).to_string_lossy().into_owned())
+    };
+    match id {
+        Some(id) => format!("{type_name} '{id}'"),
+        None => type_name.into_owned(),
+    }
+}
+
+fn refs_of<T: CxlDevice>(dev: &T) -> DeviceRefs {
+    DeviceRefs {
+        name: name_of(dev),
+        // SAFETY: the pointer is only handed to QEMU functions that take
+        // the device as the owner of its memory regions.
+        owner: unsafe { dev.as_object_mut_ptr() }.cast(),
+        vdev: vdev_of(dev),
+        component_mr: dev.component_mr().cast(),
+        requested_window: usize::try_from(dev.requested_window()).ok(),
+        kernel_vfio: T::KERNEL_VFIO,
+    }
+}
+
+impl<T: CxlDevice> VfioSubclassImpl for T {
+    const DESCRIPTION: &'static CStr = <T as CxlDevice>::DESCRIPTION;
+
+    fn add_class_properties(klass: *mut qom::bindings::ObjectClass) {
+        // SAFETY: klass is the class being initialized; the names and
+        // descriptions are static C strings, the getter fits the property.
+        unsafe {
+            qom::bindings::object_class_property_add_str(
+                klass,
+                c"cxl-status".as_ptr(),
+                Some(cxl_status_get::<T>),
+                None,
+            );
+            qom::bindings::object_class_property_set_description(
+                klass,
+                c"cxl-status".as_ptr(),
+                CXL_STATUS_HELP.as_ptr(),
+            );
+            qom::bindings::object_class_property_set_description(
+                klass,
+                c"cxl-fmw".as_ptr(),
+                CXL_FMW_HELP.as_ptr(),
+            );
+        }
+    }
+
+    fn realize_before_parent(&self) -> Result<()> {
+        if self.requested_window() < -1 {
+            return Err(Error::format(format_args!(
+                "{}: cxl-fmw={} is not a window index (0 or more) or -1 (automatic)",
+                name_of(self),
+                self.requested_window()
+            )));
+        }
+        // SAFETY: the instance is initialized and its properties are set.
+        if unsafe { migration_requested(vdev_of(self)) } {
+            return Err(Error::format(format_args!(
+                "{}: enable-migration=on cannot work: {MIGRATION_REFUSAL}",
+                name_of(self)
+            )));
+        }
+        Ok(())
+    }
+
+    fn realize_after_parent(&self) -> Result<()> {
+        let state = self.cxl_state();
+        state.realize(&refs_of(self))?;
+        let opaque: *const T = self;
+        // SAFETY: unregistered in exit_before_parent, before the device can
+        // go away.
+        let token = unsafe {
+            bindings::vfio_cxl_register_late_reset(
+                Some(host_bridge_reset::<T>),
+                opaque.cast_mut().cast(),
+            )
+        };
+        state.host_bridge_reset.set(ResetToken(token));
+        // A hot-plugged device meets no system reset before the guest runs:
+        // program the host bridge now.
+        // SAFETY: a plain query of the machine's init phase.
+        if unsafe { hwcore::bindings::phase_check(MachineInitPhase::PHASE_MACHINE_READY) } {
+            state.program_host_bridge();
+        }
+        Ok(())
+    }
+
+    fn exit_before_parent(&self) {
+        let state = self.cxl_state();
+        let ResetToken(token) = state
+            .host_bridge_reset
+            .replace(ResetToken(std::ptr::null_mut()));
+        if !token.is_null() {
+            // SAFETY: registered by realize_after_parent.
+            unsafe {
+                bindings::vfio_cxl_unregister_late_reset(token);
+            }
+        }
+        state.unrealize();
+    }
+
+    fn reset(&self, parent: &dyn Fn()) {
+        if !self.cxl_state().reset(ResetKind::SystemOrBus) {
+            parent();
+        }
+    }
+
+    fn config_read(&self, addr: u32, len: u32, parent: &dyn Fn(u32, u32) -> u32) -> u32 {
+        self.cxl_state().config_read(addr, len, parent)
+    }
+
+    fn config_write(&self, addr: u32, value: u32, len: u32, parent: &dyn Fn(u32, u32, u32)) {
+        self.cxl_state().config_write(addr, value, len, parent);
+    }
+}
+
+/// Getter of the read-only `cxl-status` property (QMP `qom-get`).
+///
+/// # Safety
+///
+/// `obj` is an initialized instance of `T`.
+unsafe extern "C" fn cxl_status_get<T: CxlDevice>(
+    obj: *mut qom::bindings::Object,
+    _errp: *mut *mut qom::bindings::Error,
+) -> *mut c_char {
+    // SAFETY: per the contract.
+    let dev = unsafe { &*obj.cast::<T>() };
+    let status = std::ffi::CString::new(dev.cxl_state().status()).unwrap_or_default();
+    // SAFETY: QOM frees the returned copy with g_free.
+    unsafe { glib_sys::g_strdup(status.as_ptr()) }
+}
+
+/// A system reset clears the host bridge's registers; this runs after the
+/// whole device tree was reset (see `vfio_cxl_register_late_reset`).
+///
+/// # Safety
+///
+/// `opaque` is the realized device that registered the handler.
+unsafe extern "C" fn host_bridge_reset<T: CxlDevice>(opaque: *mut c_void) {
+    // SAFETY: per the contract.
+    let dev = unsafe { &*opaque.cast::<T>() };
+    dev.cxl_state().program_host_bridge();
+}
+
+/// Declares one QOM type over a VFIO parent: its instance struct, its QOM
+/// registration and its [`CxlDevice`] constants.
 macro_rules! vfio_cxl_type {
     ($ty:ident, $parent:ty, $name:expr, $desc:expr, $kernel:expr) => {
         #[repr(C)]
@@ -197,15 +392,7 @@ macro_rules! vfio_cxl_type {
             ///
             /// Called by QOM on a freshly allocated instance.
             unsafe fn init(mut this: ParentInit<Self>) {
-                static OPS: MemoryRegionOps<$ty> = MemoryRegionOpsBuilder::<$ty>::new()
-                    .read(&|dev: &$ty, addr, size| dev.state.component_read(addr, size))
-                    .write(&|dev: &$ty, addr, value, size| {
-                        dev.state.component_write(addr, value, size)
-                    })
-                    .little_endian()
-                    .valid_sizes(1, 8)
-                    .impl_sizes(1, 8)
-                    .build();
+                static OPS: MemoryRegionOps<$ty> = component_ops::<$ty>();
                 MemoryRegion::init_io(
                     &mut uninit_field_mut!(*this, component_mr),
                     &OPS,
@@ -213,142 +400,37 @@ macro_rules! vfio_cxl_type {
                     COMPONENT_BLOCK_SIZE,
                 );
                 uninit_field_mut!(*this, state).write(CxlState::new());
-                // SAFETY: the object is being initialized; the getter reads
-                // the state written just above.
-                unsafe {
-                    qom::bindings::object_property_add_str(
-                        this.as_object_mut_ptr(),
-                        c"cxl-status".as_ptr(),
-                        Some(cxl_status_get::<$ty>),
-                        None,
-                    );
-                }
-            }
-
-            fn refs(&self) -> DeviceRefs {
-                // SAFETY: the pointer is only handed to QEMU functions that
-                // take the device as their owner or VFIO device.
-                let obj = unsafe { self.as_object_mut_ptr() };
-                // SAFETY: a realized device's id, if any, is a C string.
-                let id = unsafe {
-                    let id = (*self.upcast::<DeviceState>().as_ptr()).id;
-                    (!id.is_null()).then(|| CStr::from_ptr(id).to_string_lossy().into_owned())
-                };
-                let name = match id {
-                    Some(id) => format!("{} '{id}'", $name.to_string_lossy()),
-                    None => $name.to_string_lossy().into_owned(),
-                };
-                DeviceRefs {
-                    name,
-                    owner: obj.cast(),
-                    vdev: obj.cast::<bindings::VFIOPCIDevice>(),
-                    component_mr: addr_of!(self.component_mr).cast_mut().cast(),
-                    requested_window: usize::try_from(self.fmw).ok(),
-                    kernel_vfio: $kernel,
-                }
             }
         }
 
-        impl VfioSubclassImpl for $ty {
+        impl CxlDevice for $ty {
             const DESCRIPTION: &'static CStr = $desc;
+            const KERNEL_VFIO: bool = $kernel;
 
-            fn realize_after_parent(&self) -> Result<()> {
-                self.state.realize(&self.refs())?;
-                // SAFETY: unregistered in exit_before_parent, before the
-                // device can go away.
-                let token = unsafe {
-                    bindings::vfio_cxl_register_late_reset(
-                        Some(host_bridge_reset::<$ty>),
-                        self.opaque(),
-                    )
-                };
-                self.state.host_bridge_reset.set(ResetToken(token));
-                // A hot-plugged device meets no system reset before the
-                // guest runs: program the host bridge now.
-                // SAFETY: a plain query of the machine's init phase.
-                if unsafe { hwcore::bindings::phase_check(MachineInitPhase::PHASE_MACHINE_READY) } {
-                    self.state.program_host_bridge();
-                }
-                Ok(())
-            }
-
-            fn exit_before_parent(&self) {
-                let ResetToken(token) =
-                    self.state.host_bridge_reset.replace(ResetToken(std::ptr::null_mut()));
-                if !token.is_null() {
-                    // SAFETY: registered by realize_after_parent.
-                    unsafe { bindings::vfio_cxl_unregister_late_reset(token) };
-                }
-                self.state.unrealize();
-            }
-
-            fn reset(&self, parent: &dyn Fn()) {
-                if !self.state.reset(ResetKind::SystemOrBus) {
-                    parent();
-                }
-            }
-
-            fn config_read(&self, addr: u32, len: u32, parent: &dyn Fn(u32, u32) -> u32) -> u32 {
-                self.state.config_read(addr, len, parent)
-            }
-
-            fn config_write(&self, addr: u32, value: u32, len: u32, parent: &dyn Fn(u32, u32, u32)) {
-                self.state.config_write(addr, value, len, parent)
-            }
-        }
-
-        impl HasCxlState for $ty {
             fn cxl_state(&self) -> &CxlState {
                 &self.state
+            }
+
+            fn requested_window(&self) -> i32 {
+                self.fmw
+            }
+
+            fn component_mr(&self) -> *mut MemoryRegion {
+                addr_of!(self.component_mr).cast_mut()
             }
         }
     };
 }
 
-/// `error_report()`: print a message to QEMU's error output.
-fn report_error(msg: &str) {
-    let msg = std::ffi::CString::new(msg.replace('\0', " ")).unwrap_or_default();
-    // SAFETY: a "%s" format with one NUL-terminated string argument.
-    unsafe {
-        bindings::error_report(c"%s".as_ptr(), msg.as_ptr());
-    }
-}
-
-trait HasCxlState {
-    fn cxl_state(&self) -> &CxlState;
-
-    fn opaque(&self) -> *mut c_void {
-        let this: *const Self = self;
-        this.cast_mut().cast()
-    }
-}
-
-/// Getter of the read-only `cxl-status` property (QMP `qom-get`).
-///
-/// # Safety
-///
-/// `obj` is an initialized instance of `T`.
-unsafe extern "C" fn cxl_status_get<T: HasCxlState>(
-    obj: *mut qom::bindings::Object,
-    _errp: *mut *mut qom::bindings::Error,
-) -> *mut std::ffi::c_char {
-    // SAFETY: per the contract.
-    let dev = unsafe { &*obj.cast::<T>() };
-    let status = std::ffi::CString::new(dev.cxl_state().status()).unwrap_or_default();
-    // SAFETY: QOM frees the returned copy with g_free.
-    unsafe { glib_sys::g_strdup(status.as_ptr()) }
-}
-
-/// A system reset clears the host bridge's registers; this runs after the
-/// whole device tree was reset (see `vfio_cxl_register_late_reset`).
-///
-/// # Safety
-///
-/// `opaque` is the realized device that registered the handler.
-unsafe extern "C" fn host_bridge_reset<T: HasCxlState>(opaque: *mut c_void) {
-    // SAFETY: per the contract.
-    let dev = unsafe { &*opaque.cast::<T>() };
-    dev.cxl_state().program_host_bridge();
+/// The emulated component block's MMIO callbacks.
+const fn component_ops<T: CxlDevice>() -> MemoryRegionOps<T> {
+    MemoryRegionOpsBuilder::<T>::new()
+        .read(&|dev: &T, addr, size| dev.cxl_state().component_read(addr, size))
+        .write(&|dev: &T, addr, value, size| dev.cxl_state().component_write(addr, value, size))
+        .little_endian()
+        .valid_sizes(1, 8)
+        .impl_sizes(1, 8)
+        .build()
 }
 
 vfio_cxl_type!(

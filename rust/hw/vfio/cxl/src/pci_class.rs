@@ -100,6 +100,14 @@ pub trait VfioSubclassImpl: DeviceImpl + IsA<VfioPciDevice> {
     /// What `-device help` says of the type.
     const DESCRIPTION: &'static CStr;
 
+    /// Adds class properties and descriptions, once the parent's and the
+    /// type's own `#[property]` fields are registered.
+    fn add_class_properties(klass: *mut qom::bindings::ObjectClass);
+
+    /// Runs before the parent's realize: refuses what cannot work before
+    /// the host device is opened.
+    fn realize_before_parent(&self) -> Result<()>;
+
     /// Runs after the parent's realize succeeded; an error undoes the
     /// parent's realize.
     fn realize_after_parent(&self) -> Result<()>;
@@ -142,6 +150,9 @@ impl VfioCxlClass {
         }
         self.parent_class.parent_class.desc = T::DESCRIPTION.as_ptr();
         self.parent_class.parent_class.class_init::<T>();
+        T::add_class_properties(
+            std::ptr::addr_of_mut!(self.parent_class.parent_class.parent_class).cast(),
+        );
     }
 }
 
@@ -165,6 +176,15 @@ unsafe extern "C" fn rust_realize<T: VfioSubclassImpl>(
 ) {
     // SAFETY: pdev is an instance of T, whose class is a VfioCxlClass.
     let class = unsafe { class_of(pdev.cast()) };
+    // SAFETY: pdev is an initialized instance of T.
+    let state = unsafe { NonNull::new(pdev).unwrap().cast::<T>().as_ref() };
+    if let Err(e) = state.realize_before_parent() {
+        // SAFETY: errp comes from the caller.
+        unsafe {
+            Error::ok_or_propagate(Err::<(), _>(e), errp);
+        }
+        return;
+    }
     if let Some(parent_realize) = class.parent_realize {
         let mut local_err: *mut util::bindings::Error = null_mut();
         // SAFETY: chaining to the C parent with the arguments QOM gave us.
@@ -179,8 +199,6 @@ unsafe extern "C" fn rust_realize<T: VfioSubclassImpl>(
             return;
         }
     }
-    // SAFETY: pdev is a realized instance of T.
-    let state = unsafe { NonNull::new(pdev).unwrap().cast::<T>().as_ref() };
     let result = state.realize_after_parent();
     if result.is_err() {
         if let Some(parent_exit) = class.parent_exit {
