@@ -22,5 +22,6 @@ pub mod dvsec;
 pub mod guest_component;
 pub mod hdm;
 pub mod host;
+pub mod pcie;
 pub mod uapi;
 pub mod window;
