@@ -20,7 +20,10 @@
 //!
 //! Device Control "Initiate Function Level Reset" is virtualized as
 //! vfio-pci does: never latched (reads 0), and a write setting it on an
-//! FLR-capable function asks for a reset ([`ConfigEffect::Flr`]).
+//! FLR-capable function asks for a reset ([`ConfigEffect::Flr`]); the
+//! rule is the register model's [`FlrTrigger`].
+
+use cxl_model::pcie::{FlrTrigger, PCI_CAP_ID_EXP, PCI_EXP_DEVCAP_FLR, PCI_EXP_DEVCTL_BCR_FLR};
 
 /// Vendor ID: 0x1234, the de-facto "test/experimental" ID also used by
 /// QEMU's `edu` and `bochs-display` devices.  Not a real CXL vendor.
@@ -50,15 +53,11 @@ const COMMAND_WMASK: u16 = 0x0547;
 const STATUS_W1C: u16 = 0xf900;
 /// BAR type bits of BAR 0: memory, 64-bit, non-prefetchable.
 pub const BAR0_TYPE: u32 = 0x4;
-/// Device Capabilities "Function Level Reset Capability".
-pub const PCIE_DEVCAP_FLR: u32 = 1 << 28;
 /// PCI Express Device Capabilities: MPS 256 bytes, role-based error
 /// reporting, Function Level Reset capable (bit 28).
-pub const PCIE_DEVCAP: u32 = 0x1 | (1 << 15) | PCIE_DEVCAP_FLR;
+pub const PCIE_DEVCAP: u32 = 0x1 | (1 << 15) | PCI_EXP_DEVCAP_FLR;
 /// Offset of Device Control in the PCI Express capability.
-pub const PCIE_DEVCTL: usize = 0x08;
-/// Device Control "Initiate Function Level Reset".
-pub const PCIE_DEVCTL_FLR: u16 = 1 << 15;
+const PCIE_DEVCTL: usize = cxl_model::pcie::PCI_EXP_DEVCTL;
 
 /// What a config write asks of the device besides changing registers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,12 +108,12 @@ impl ConfigSpace {
 
         // PCI Express capability, version 2, endpoint.
         let p = PCIE_CAP;
-        c.bytes[p] = 0x10;
+        c.bytes[p] = PCI_CAP_ID_EXP;
         c.bytes[p + 1] = MSI_CAP as u8;
         c.set16(p + 0x02, 0x0002);
         c.set32(p + 0x04, PCIE_DEVCAP);
         c.set16(p + PCIE_DEVCTL, 0x2810); // MRRS 512, no snoop, relaxed ordering
-        c.mask16(p + PCIE_DEVCTL, !PCIE_DEVCTL_FLR, 0); // FLR is not latched
+        c.mask16(p + PCIE_DEVCTL, !PCI_EXP_DEVCTL_BCR_FLR, 0); // FLR is not latched
         c.mask16(p + 0x0a, 0, 0x000f); // error detected bits
         c.set32(p + 0x0c, 0x0000_0105); // x16, 32 GT/s, port 0
         c.mask16(p + 0x10, 0x0fc3, 0);
@@ -166,21 +165,35 @@ impl ConfigSpace {
 
     /// Writes `data` at `offset`, honouring the masks, and says whether
     /// the write initiates a Function Level Reset (the caller performs
-    /// it after the registers are written, as vfio-pci does).
+    /// it after the registers are written, as vfio-pci does).  The write
+    /// is looked at in the naturally aligned 1, 2 or 4-byte pieces
+    /// vfio-pci splits config accesses into.
     pub fn write(&mut self, offset: usize, data: &[u8]) -> ConfigEffect {
+        let trigger = FlrTrigger::from_config(&self.bytes);
+        let mut flr = false;
+        let mut done = 0;
+        while done < data.len() {
+            let at = offset + done;
+            let left = data.len() - done;
+            let len = [4, 2, 1]
+                .into_iter()
+                .find(|&n| at % n == 0 && left >= n)
+                .unwrap_or(1);
+            let mut value = [0u8; 4];
+            value[..len].copy_from_slice(&data[done..done + len]);
+            flr |= trigger.is_some_and(|t| {
+                t.strip(at as u32, u32::from_le_bytes(value), len as u32)
+                    .is_some()
+            });
+            done += len;
+        }
         for (i, &v) in data.iter().enumerate() {
             let o = offset + i;
             let keep = self.bytes[o] & !self.wmask[o];
             let cleared = self.bytes[o] & self.w1c[o] & v;
             self.bytes[o] = (keep | (v & self.wmask[o])) & !cleared;
         }
-        let [_, flr_byte] = PCIE_DEVCTL_FLR.to_le_bytes();
-        let at = PCIE_CAP + PCIE_DEVCTL + 1;
-        let flr_written = at
-            .checked_sub(offset)
-            .and_then(|i| data.get(i))
-            .is_some_and(|&v| v & flr_byte != 0);
-        if flr_written && self.dword(PCIE_CAP + 4) & PCIE_DEVCAP_FLR != 0 {
+        if flr {
             ConfigEffect::Flr
         } else {
             ConfigEffect::None
@@ -250,11 +263,11 @@ mod tests {
         let mut c = ConfigSpace::new(0x40000);
         let devctl = PCIE_CAP + PCIE_DEVCTL;
         let before = c.dword(devctl) & 0xffff;
-        let flr = (before as u16 | PCIE_DEVCTL_FLR).to_le_bytes();
+        let flr = (before as u16 | PCI_EXP_DEVCTL_BCR_FLR).to_le_bytes();
         assert_eq!(c.write(devctl, &flr), ConfigEffect::Flr);
         assert_eq!(c.dword(devctl) & 0xffff, before, "FLR reads 0");
         // Through a dword write, and the high byte alone.
-        let dword = (c.dword(devctl) | u32::from(PCIE_DEVCTL_FLR)).to_le_bytes();
+        let dword = (c.dword(devctl) | u32::from(PCI_EXP_DEVCTL_BCR_FLR)).to_le_bytes();
         assert_eq!(c.write(devctl, &dword), ConfigEffect::Flr);
         assert_eq!(c.write(devctl + 1, &[0x80]), ConfigEffect::Flr);
         // Other Device Control bits, and the same bit elsewhere, are not.
@@ -263,7 +276,7 @@ mod tests {
         assert_eq!(c.write(devctl + 2, &[0xff, 0xff]), ConfigEffect::None);
         assert_eq!(c.write(devctl - 4, &[0xff; 4]), ConfigEffect::None);
         // A function without FLR capability ignores the bit.
-        let cap = c.dword(PCIE_CAP + 4) & !PCIE_DEVCAP_FLR;
+        let cap = c.dword(PCIE_CAP + 4) & !PCI_EXP_DEVCAP_FLR;
         c.set32(PCIE_CAP + 4, cap);
         assert_eq!(c.write(devctl, &flr), ConfigEffect::None);
     }

@@ -48,6 +48,8 @@ const fn version(u: Uapi) -> UapiVersion {
 pub struct CxlHost {
     regs: HostCompRegs,
     dvsec: HostDeviceDvsec,
+    /// The firmware's DVSEC, which a v4 reset reloads the shadow from.
+    dvsec_firmware: DeviceDvsecConfig,
     block_offset: u64,
 }
 
@@ -72,6 +74,7 @@ impl CxlHost {
         Self {
             regs: HostCompRegs::new(v, opts.hpa, opts.memory_size, opts.committed),
             dvsec: HostDeviceDvsec::new(v, &cfg),
+            dvsec_firmware: cfg,
             block_offset,
         }
     }
@@ -91,19 +94,21 @@ impl CxlHost {
     pub fn comp_regs_read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
         self.regs
             .read(offset, buf)
+            .map(|_| ())
             .map_err(|e| Errno::from_raw(e.errno()))
     }
 
     pub fn comp_regs_write(&mut self, offset: u64, data: &[u8]) -> Result<(), Errno> {
         self.regs
             .write(offset, data)
+            .map(|_| ())
             .map_err(|e| Errno::from_raw(e.errno()))
     }
 
     /// After `VFIO_DEVICE_RESET`: the shadows as the kernel leaves them.
     pub fn reset_after_flr(&mut self) {
         self.regs.reset();
-        self.dvsec.reset();
+        self.dvsec.reset(&self.dvsec_firmware);
     }
 
     /// Decoder 0 reads COMMITTED in the shadow.

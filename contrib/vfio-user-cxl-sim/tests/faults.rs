@@ -6,7 +6,6 @@
 mod common;
 
 use common::Sim;
-use cxl_model::component::COMPONENT_BLOCK_SIZE;
 use cxl_model::host::{HostCompRegs, HOST_DECODER0_BLOCK_OFFSET};
 use cxl_model::uapi::{
     parse_cap_chain, RegionTypeCap, UapiVersion, VFIO_REGION_SUBTYPE_CXL,
@@ -54,14 +53,9 @@ fn symptoms(sim: &Sim, v: UapiVersion) -> Vec<&'static str> {
     let mut found = Vec::new();
     let mut c = sim.client();
     let (comp, mem) = lenient_regions(&mut c);
-    let expected_comp_size = match v {
-        UapiVersion::V3 => COMPONENT_BLOCK_SIZE,
-        UapiVersion::V2 => HostCompRegs::new(v, 0, 0, true).region_size(),
-    };
-    let base = match v {
-        UapiVersion::V3 => 0,
-        UapiVersion::V2 => 0x1000,
-    };
+    let layout = HostCompRegs::new(v, 0, 0, true);
+    let expected_comp_size = layout.region_size();
+    let base = layout.region_offset_of_block();
     match comp {
         None => found.push("no-comp-regs"),
         Some((_, size)) if size != expected_comp_size => found.push("comp-regs-size-mismatch"),

@@ -916,7 +916,7 @@ pub(crate) mod testing {
         pub fn with_decoder(version: UapiVersion, committed: bool) -> Self {
             let regs = HostCompRegs::new(version, HPA, MEM, committed);
             let (bar, offset, bar_size, mem_idx, comp_idx) = match version {
-                UapiVersion::V3 => (0u8, 0x4_0000u64, 16 * MIB, 10u32, 9u32),
+                UapiVersion::V3 | UapiVersion::V4 => (0u8, 0x4_0000u64, 16 * MIB, 10u32, 9u32),
                 UapiVersion::V2 => (2, 0x2_0000, MIB, 9, 10),
             };
             let mmap = RW | VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS;
@@ -960,6 +960,11 @@ pub(crate) mod testing {
                     comp_reg_offset: offset,
                     comp_reg_size: regs.region_size(),
                 },
+                // Not detected yet: the cap-less v4 host is built by the
+                // discovery tests themselves.
+                UapiVersion::V4 => CxlDeviceInfo::V4 {
+                    flags: VFIO_CXL_V3_HOST_FIRMWARE_COMMITTED,
+                },
             };
             Self {
                 version,
@@ -988,7 +993,7 @@ pub(crate) mod testing {
 
         pub fn mem_index(&self) -> u32 {
             match self.version {
-                UapiVersion::V3 => 10,
+                UapiVersion::V3 | UapiVersion::V4 => 10,
                 UapiVersion::V2 => 9,
             }
         }

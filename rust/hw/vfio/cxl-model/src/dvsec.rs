@@ -812,6 +812,9 @@ impl DvsecImage {
     fn write16(&mut self, reg: usize, val: u16, be: u16) -> DvsecWriteEffect {
         let locked = self.locked();
         let guest = self.rules == Rules::Guest;
+        if self.rules == Rules::Host(UapiVersion::V4) {
+            return self.write16_host_v4(reg, val, be);
+        }
         match reg {
             0x0C if !locked => self.merge(reg, val, be, DvsecControl::WRITABLE),
             0x0E => {
@@ -837,6 +840,50 @@ impl DvsecImage {
         DvsecWriteEffect::None
     }
 
+    /// v4: the host virtualizes the whole DVSEC.  Control and Control2
+    /// take writes into the shadow whatever the lock; Capability, Status,
+    /// Lock and the ranges keep the firmware snapshot; Status2 is
+    /// write-1-to-clear.  The Cache WBI doorbell never reaches hardware: its
+    /// completion (Status2 Cache Invalid) is synthesized at once.  The CXL
+    /// Reset doorbell is reported, so that the caller runs the real reset
+    /// and reports its outcome with `set_reset_status`.  Doorbells read 0.
+    fn write16_host_v4(&mut self, reg: usize, val: u16, be: u16) -> DvsecWriteEffect {
+        const CONTROL: usize = DeviceDvsecRegister::Control as usize;
+        const CONTROL2: usize = DeviceDvsecRegister::Control2 as usize;
+        const STATUS2: usize = DeviceDvsecRegister::Status2 as usize;
+        match reg {
+            CONTROL => self.merge(reg, val, be, DvsecControl::WRITABLE),
+            CONTROL2 => {
+                self.merge(
+                    reg,
+                    val,
+                    be,
+                    DvsecControl2::DEFINED & !DvsecControl2::ACTIONS,
+                );
+                let acts = val & be & DvsecControl2::ACTIONS;
+                let mut effect = DvsecWriteEffect::None;
+                if acts & CTRL2_CACHE_WBI != 0 {
+                    let mut s2 = DvsecStatus2::from(rd16(&self.bytes, STATUS2));
+                    s2.set_cache_invalid(true);
+                    wr16(&mut self.bytes, STATUS2, u16::from(s2));
+                    effect = DvsecWriteEffect::CacheWbiRequested;
+                }
+                if acts & CTRL2_CXL_RESET != 0 {
+                    let old = rd16(&self.bytes, STATUS2);
+                    wr16(&mut self.bytes, STATUS2, old & !STATUS2_RESET_BITS);
+                    effect = DvsecWriteEffect::CxlResetRequested;
+                }
+                return effect;
+            }
+            STATUS2 => {
+                let old = rd16(&self.bytes, reg);
+                wr16(&mut self.bytes, reg, old & !(val & be));
+            }
+            _ => {}
+        }
+        DvsecWriteEffect::None
+    }
+
     fn write_control2(&mut self, val: u16, be: u16, locked: bool) -> DvsecWriteEffect {
         let reg = DeviceDvsecRegister::Control2 as usize;
         let cap =
@@ -848,6 +895,8 @@ impl DvsecImage {
             Rules::Guest => (true, true),
             Rules::Host(UapiVersion::V3) => (!locked, false),
             Rules::Host(UapiVersion::V2) => (!locked, true),
+            // Served by `write16_host_v4`, never reaches here.
+            Rules::Host(UapiVersion::V4) => (true, true),
         };
         if store {
             let writable = if report {
@@ -1028,6 +1077,16 @@ impl GuestDeviceDvsec {
 /// after `CONFIG_LOCK`; the bits are not stored); the simulator reports the
 /// outcome with [`HostDeviceDvsec::set_reset_status`].  Neither version
 /// refreshes the shadow on reset.
+///
+/// v4 (`legoater/linux`, `drivers/vfio/pci/vfio_pci_config.c` and the
+/// selftest) virtualizes the whole body from a per-open snapshot: Control
+/// and Control2 writable into the shadow only (whatever the lock);
+/// Capability, Status, Lock and the ranges keep the snapshot; Status2
+/// write-1-to-clear; Initiate Cache WBI completes at once (Status2 Cache
+/// Invalid set, reported as [`DvsecWriteEffect::CacheWbiRequested`]);
+/// Initiate CXL Reset is reported as [`DvsecWriteEffect::CxlResetRequested`]
+/// for the caller to run the reset; doorbells read 0.  A v4 reset reloads
+/// the snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostDeviceDvsec {
     img: DvsecImage,
@@ -1071,9 +1130,18 @@ impl HostDeviceDvsec {
         self.img.write(offset, data)
     }
 
-    /// What a reset does to the shadow: nothing (v3 never refreshes it; v2
-    /// keeps it too, since FLR does not touch the locked configuration).
-    pub fn reset(&mut self) {}
+    /// What a reset does to the shadow: v4 reopens it from the firmware
+    /// snapshot `cfg` (every v4 reset is a CXL reset, after which the
+    /// kernel takes the snapshot again); v3 never refreshes it; v2 keeps it
+    /// too, since FLR does not touch the locked configuration.  The
+    /// next-capability pointer is kept.
+    pub fn reset(&mut self, cfg: &DeviceDvsecConfig) {
+        if self.img.rules == Rules::Host(UapiVersion::V4) {
+            let next = ExtCapHeader::from(rd32(&self.img.bytes, 0)).next();
+            self.img.bytes = build_device_dvsec(cfg, 0);
+            self.set_next(next.value());
+        }
+    }
 
     /// Reports the outcome of a CXL Reset in Status2.
     pub fn set_reset_status(&mut self, complete: bool, error: bool) {
@@ -1681,15 +1749,76 @@ mod tests {
     }
 
     #[test]
-    fn host_dvsec_reset_changes_nothing() {
+    fn host_dvsec_reset_changes_nothing_before_v4() {
         for v in [UapiVersion::V2, UapiVersion::V3] {
             let mut h = host(v);
             h.write(0x0C, &[0x05, 0x00]);
             h.write(0x14, &[1, 0]);
             let before = h.clone();
-            h.reset();
+            h.reset(&cfg());
             assert_eq!(h, before);
         }
+    }
+
+    #[test]
+    fn host_dvsec_v4_keeps_the_snapshot_of_capability_status_lock_ranges() {
+        let mut h = host(UapiVersion::V4);
+        wr16(&mut h.img.bytes, 0x0E, 0x4000);
+        let before = h.bytes().to_vec();
+        for off in [
+            0u16, 4, 8, 0x0A, 0x0E, 0x14, 0x16, 0x18, 0x1C, 0x20, 0x24, 0x28, 0x34, 0x38,
+        ] {
+            h.write(off, &[0xFF; 2]);
+        }
+        assert_eq!(h.bytes(), &before[..]);
+    }
+
+    #[test]
+    fn host_dvsec_v4_control_and_control2_writable_whatever_the_lock() {
+        let mut h = host(UapiVersion::V4);
+        wr16(&mut h.img.bytes, 0x14, 1);
+        h.write(0x0C, &[0x05, 0x00]);
+        assert_eq!(hrd16(&h, 0x0C), 0x07);
+        h.write(0x0C, &[0x00, 0x00]);
+        assert_eq!(hrd16(&h, 0x0C), 0x02);
+        assert_eq!(h.write(0x10, &[0x39, 0]), DvsecWriteEffect::None);
+        assert_eq!(hrd16(&h, 0x10), 0x39);
+    }
+
+    #[test]
+    fn host_dvsec_v4_wbi_completes_at_once_and_reset_is_reported() {
+        let mut h = host(UapiVersion::V4);
+        assert_eq!(
+            h.write(0x10, &[0x02, 0]),
+            DvsecWriteEffect::CacheWbiRequested
+        );
+        assert_eq!(hrd16(&h, 0x12) & 1, 1);
+        assert_eq!(hrd16(&h, 0x10), 0);
+        h.set_reset_status(true, false);
+        assert_eq!(
+            h.write(0x10, &[0x04, 0]),
+            DvsecWriteEffect::CxlResetRequested
+        );
+        // A new reset clears the previous outcome; the doorbell reads 0.
+        assert_eq!(hrd16(&h, 0x12) & 0b110, 0);
+        assert_eq!(hrd16(&h, 0x10), 0);
+        h.set_reset_status(false, true);
+        assert_eq!(hrd16(&h, 0x12) & 0b110, 0b100);
+        h.write(0x12, &[0x05, 0]);
+        assert_eq!(hrd16(&h, 0x12), 0);
+    }
+
+    #[test]
+    fn host_dvsec_v4_reset_reloads_the_snapshot_keeping_next() {
+        let mut h = host(UapiVersion::V4);
+        h.set_next(0x240);
+        let fresh = h.clone();
+        h.write(0x0C, &[0x05, 0x00]);
+        h.write(0x10, &[0x08, 0x00]);
+        h.set_reset_status(true, false);
+        assert_ne!(h, fresh);
+        h.reset(&cfg());
+        assert_eq!(h, fresh);
     }
 
     #[test]

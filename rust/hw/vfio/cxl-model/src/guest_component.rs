@@ -400,7 +400,9 @@ mod tests {
         let before = g.read(0x1000, 8);
         assert_eq!(g.write(0x1000, 8, 0), GuestWriteOutcome::Dropped);
         assert_eq!(g.write(0x1004, 4, 0), GuestWriteOutcome::Dropped);
-        let mut sink = |o: u64, v: u32| regs.write(o, &v.to_le_bytes()).unwrap();
+        let mut sink = |o: u64, v: u32| {
+            regs.write(o, &v.to_le_bytes()).unwrap();
+        };
         assert_eq!(
             g.write_via(0x1008, 4, 0, &mut sink),
             GuestWriteOutcome::Dropped

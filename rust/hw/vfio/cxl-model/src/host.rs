@@ -9,7 +9,20 @@
 //! and a single HDM decoder, which firmware committed and locked at the
 //! host physical address of the device memory.
 //!
-//! Shadow rules, from the project's uAPI notes:
+//! The rules per posting, as read from the kernel series (the v3 patch on
+//! the mailing list; `NVIDIA/NV-Kernels` for v2; `legoater/linux`,
+//! `drivers/vfio/pci/cxl/vfio_cxl_core.c`, for v4):
+//!
+//! v4 (region offset 0 = the HDM Decoder Capability block, size = that
+//! block's, 0x10 + 0x20 per decoder; accesses must start 4-aligned, inside
+//! the region, with a length that is a multiple of 4, else `EINVAL`; an
+//! access that runs past the end is shortened to the end, as the kernel's
+//! `min(count, len - pos)` does):
+//! - reads are live from the decoder the host committed: COMMIT,
+//!   COMMITTED and `LOCK_ON_COMMIT` set, BASE = the host physical address;
+//! - every write is absorbed: accepted, never stored, never forwarded;
+//! - a reset (every kind runs a CXL reset in v4) restores the decoder
+//!   firmware committed.
 //!
 //! v3 (region offset 0 = block offset 0, size 64 KiB, accesses of any
 //! multiple of 4 bytes, 4-aligned):
@@ -29,7 +42,7 @@
 //!   open and after every reset, so that the VMM writes the guest address;
 //! - CTRL bits 10 to 12 are read-only; COMMITTED mirrors COMMIT.
 //!
-//! Where the notes are silent this model picks the conservative reading:
+//! Where the sources are silent this model picks the conservative reading:
 //! registers other than HDM global control and the decoder's own are
 //! read-only (RAS, Link and the HDM capability register); in v3 the DPA
 //! skip registers follow the BASE/SIZE rule; v3 stores values unmasked
@@ -76,9 +89,11 @@ const V2_GLOBAL_DEFINED: u32 = 0x3;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccessError {
     /// Size or alignment not accepted by this uAPI version (v2: exactly 4
-    /// bytes, 4-aligned; v3: a non-zero multiple of 4 bytes, 4-aligned).
+    /// bytes, 4-aligned; v3: a non-zero multiple of 4 bytes, 4-aligned;
+    /// v4: a multiple of 4 bytes, 4-aligned).
     Invalid,
-    /// The access does not lie inside the region.
+    /// The access does not lie inside the region (v4: does not start
+    /// inside it).
     OutOfRange,
 }
 
@@ -228,6 +243,7 @@ impl HostCompRegs {
     /// Size of the `COMP_REGS` region.
     pub fn region_size(&self) -> u64 {
         match self.version {
+            UapiVersion::V4 => hdm::block_size(1),
             UapiVersion::V3 => COMPONENT_BLOCK_SIZE,
             UapiVersion::V2 => u64::from(HOST_HDM_POINTER) + hdm::block_size(1),
         }
@@ -236,46 +252,59 @@ impl HostCompRegs {
     /// The block offset that region offset 0 corresponds to.
     pub fn region_offset_of_block(&self) -> u64 {
         match self.version {
+            UapiVersion::V4 => HOST_HDM_BLOCK_OFFSET,
             UapiVersion::V3 => 0,
             UapiVersion::V2 => CAP_ARRAY_OFFSET,
         }
     }
 
-    fn check(&self, offset: u64, len: usize) -> Result<u64, AccessError> {
-        let len = len as u64;
+    /// Checks an access of `len` bytes at region `offset` and returns the
+    /// block offset it starts at and how many bytes the host transfers.
+    fn check(&self, offset: u64, len: usize) -> Result<(u64, usize), AccessError> {
+        let len64 = len as u64;
         let size_ok = match self.version {
-            UapiVersion::V2 => len == 4,
-            UapiVersion::V3 => len != 0 && len % 4 == 0,
+            UapiVersion::V2 => len64 == 4,
+            UapiVersion::V3 => len64 != 0 && len64 % 4 == 0,
+            UapiVersion::V4 => len64 % 4 == 0,
         };
         if !size_ok || offset % 4 != 0 {
             return Err(AccessError::Invalid);
         }
-        match offset.checked_add(len) {
-            Some(end) if end <= self.region_size() => Ok(offset + self.region_offset_of_block()),
-            _ => Err(AccessError::OutOfRange),
-        }
+        let size = self.region_size();
+        let done = match (self.version, offset.checked_add(len64)) {
+            (UapiVersion::V4, _) if offset < size => len64.min(size - offset),
+            (UapiVersion::V2 | UapiVersion::V3, Some(end)) if end <= size => len64,
+            _ => return Err(AccessError::OutOfRange),
+        };
+        Ok((offset + self.region_offset_of_block(), done as usize))
     }
 
-    /// Reads `buf.len()` bytes at region `offset`.
-    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), AccessError> {
-        let start = self.check(offset, buf.len())? as usize;
-        buf.copy_from_slice(&self.block[start..start + buf.len()]);
-        Ok(())
+    /// Reads up to `buf.len()` bytes at region `offset` and returns how
+    /// many were read: all of them, except that v4 stops at the end of the
+    /// region.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize, AccessError> {
+        let (start, n) = self.check(offset, buf.len())?;
+        let start = start as usize;
+        buf[..n].copy_from_slice(&self.block[start..start + n]);
+        Ok(n)
     }
 
     /// Writes `data` at region `offset`, applying the shadow rules dword by
-    /// dword.
-    pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), AccessError> {
-        let start = self.check(offset, data.len())?;
-        for (i, c) in data.chunks_exact(4).enumerate() {
+    /// dword, and returns how many bytes the host accepted (as for
+    /// [`Self::read`]).
+    pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<usize, AccessError> {
+        let (start, n) = self.check(offset, data.len())?;
+        for (i, c) in data[..n].chunks_exact(4).enumerate() {
             let v = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             let bo = start + 4 * i as u64;
             match self.version {
                 UapiVersion::V2 => self.write_v2(bo, v),
                 UapiVersion::V3 => self.write_v3(bo, v),
+                // Absorbed: the host committed and locked the decoder.
+                UapiVersion::V4 => {}
             }
         }
-        Ok(())
+        Ok(n)
     }
 
     fn decoder_reg_at(bo: u64) -> Option<DecoderRegister> {
@@ -357,11 +386,20 @@ impl HostCompRegs {
 
     /// What the shadow looks like after `VFIO_DEVICE_RESET`: v2 re-reads
     /// the decoder from hardware (which FLR leaves committed) and rewrites
-    /// it as at open; v3 does not refresh the shadow at all.
+    /// it as at open; v4's CXL reset restores the committed decoder; v3
+    /// does not refresh the shadow at all.
     pub fn reset(&mut self) {
-        if self.version == UapiVersion::V2 {
-            self.load_firmware_decoder();
+        match self.version {
+            UapiVersion::V2 | UapiVersion::V4 => self.load_firmware_decoder(),
+            UapiVersion::V3 => {}
         }
+    }
+
+    /// Offset from the start of the component block of the HDM decoder
+    /// block, which v4's `COMP_REGS` region capability reports (added to
+    /// the block's BAR offset).
+    pub fn hdm_block_offset(&self) -> u64 {
+        HOST_HDM_BLOCK_OFFSET
     }
 
     /// Decoder 0 as the shadow currently holds it.
@@ -432,6 +470,10 @@ mod tests {
         HostCompRegs::new(UapiVersion::V3, HPA, SIZE, true)
     }
 
+    fn v4() -> HostCompRegs {
+        HostCompRegs::new(UapiVersion::V4, HPA, SIZE, true)
+    }
+
     /// Region offset of a decoder 0 register.
     fn roff(h: &HostCompRegs, r: DecoderRegister) -> u64 {
         dec_reg(r) - h.region_offset_of_block()
@@ -458,6 +500,65 @@ mod tests {
         assert_eq!(v3().region_offset_of_block(), 0);
         assert_eq!(v2().region_size(), 0x130);
         assert_eq!(v2().region_offset_of_block(), 0x1000);
+        assert_eq!(v4().region_size(), 0x30);
+        assert_eq!(v4().region_offset_of_block(), 0x1100);
+        assert_eq!(v4().hdm_block_offset(), 0x1100);
+    }
+
+    #[test]
+    fn v4_region_starts_at_the_hdm_block_and_reads_the_committed_decoder() {
+        let h = v4();
+        // Offset 0 is the HDM capability register, 4 global control.
+        assert_eq!(rd(&h, 0), 0);
+        assert_eq!(rd(&h, 4), 2);
+        let base = u64::from(rd(&h, 0x10)) | u64::from(rd(&h, 0x14)) << 32;
+        let size = u64::from(rd(&h, 0x18)) | u64::from(rd(&h, 0x1C)) << 32;
+        assert_eq!((base, size), (HPA, SIZE));
+        let ctrl = rd(&h, 0x20);
+        assert_eq!(ctrl, CTRL_LOCK | CTRL_COMMIT | CTRL_COMMITTED);
+    }
+
+    #[test]
+    fn v4_writes_are_absorbed() {
+        let mut h = v4();
+        let before = h.clone();
+        let all = vec![0u8; 0x30];
+        assert_eq!(h.write(0, &all), Ok(0x30));
+        wr(&mut h, 0x20, 0);
+        wr(&mut h, 0x10, 0x3000_0000);
+        wr(&mut h, 4, 0);
+        assert_eq!(h, before);
+    }
+
+    #[test]
+    fn v4_access_rules() {
+        let mut h = v4();
+        assert_eq!(h.read(1, &mut [0u8; 4]), Err(AccessError::Invalid));
+        assert_eq!(h.read(0, &mut [0u8; 2]), Err(AccessError::Invalid));
+        assert_eq!(h.read(0, &mut [0u8; 6]), Err(AccessError::Invalid));
+        assert_eq!(h.write(2, &[0u8; 4]), Err(AccessError::Invalid));
+        assert_eq!(h.read(0x30, &mut [0u8; 4]), Err(AccessError::OutOfRange));
+        assert_eq!(
+            h.read(u64::MAX - 3, &mut [0u8; 4]),
+            Err(AccessError::OutOfRange)
+        );
+        // Multiples of 4 are accepted; one running past the end stops there.
+        assert_eq!(h.read(0, &mut [0u8; 0x30]), Ok(0x30));
+        let mut tail = [0xEEu8; 8];
+        assert_eq!(h.read(0x2C, &mut tail), Ok(4));
+        assert_eq!(&tail[4..], &[0xEE; 4]);
+        assert_eq!(h.write(0x2C, &[0u8; 16]), Ok(4));
+        assert_eq!(h.read(0, &mut []), Ok(0));
+    }
+
+    #[test]
+    fn v4_reset_restores_the_committed_decoder() {
+        let mut h = v4();
+        // What only a fault or the hardware could do: decommit.
+        h.set_block_dword(dec_reg(DecoderRegister::Control), 0);
+        h.set_block_dword(dec_reg(DecoderRegister::BaseHi), 0);
+        h.reset();
+        assert_eq!(h, v4());
     }
 
     #[test]

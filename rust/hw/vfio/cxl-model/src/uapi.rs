@@ -29,8 +29,9 @@ pub use vfio_bindings::bindings::vfio::{
 /// Which posting of the kernel series the host implements.
 ///
 /// The differences that matter to user space (`COMP_REGS` layout and access
-/// rules, shadow semantics, reset behaviour) are described in the project's
-/// uAPI notes; the types in [`crate::host`] and [`crate::dvsec`] follow them.
+/// rules, shadow semantics, reset behaviour) are described at the top of
+/// [`crate::host`] and in the simulator's README; the types in
+/// [`crate::host`] and [`crate::dvsec`] follow them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UapiVersion {
     /// Second posting (April 2026): `COMP_REGS` starts at the capability
@@ -39,6 +40,11 @@ pub enum UapiVersion {
     /// Third posting (June 2026): `COMP_REGS` is the whole 64 KiB block and
     /// the decoder shadow keeps the host physical address.
     V3,
+    /// Fourth posting (August 2026): no CXL device-info capability;
+    /// `COMP_REGS` starts at the HDM Decoder Capability block, reads live
+    /// from the committed decoder and absorbs writes; its BAR placement is
+    /// the [`CompRegsCap`] region capability.
+    V4,
 }
 
 /// `vfio_device_info.flags` bit announcing a CXL device.
@@ -59,8 +65,17 @@ const _: () = assert!(
     VFIO_REGION_TYPE_CXL & VFIO_REGION_TYPE_PCI_VENDOR_MASK == crate::dvsec::CXL_VENDOR_ID as u32
 );
 
+/// Region type of both CXL regions in the earlier v4-era tree
+/// (`sforshee/NV-Kernels`), which names it `VFIO_REGION_TYPE_CXL` and
+/// numbers it among the global region types instead of using the PCI
+/// vendor type.  The subtypes are the same.
+pub const VFIO_REGION_TYPE_CXL_EARLY_V4: u32 = 4;
+
 /// Region subtype of the HDM memory region (called "DPA" in v2).
 pub const VFIO_REGION_SUBTYPE_CXL: u32 = 1;
+
+/// v4's name for [`VFIO_REGION_SUBTYPE_CXL`] (same value).
+pub const VFIO_REGION_SUBTYPE_CXL_MEM: u32 = VFIO_REGION_SUBTYPE_CXL;
 
 /// Region subtype of the component register shadow (`COMP_REGS`).
 pub const VFIO_REGION_SUBTYPE_CXL_COMP_REGS: u32 = 2;
@@ -70,6 +85,24 @@ pub const VFIO_REGION_INFO_CAP_TYPE_VERSION: u16 = 1;
 
 /// Version of the sparse-mmap capability header.
 pub const VFIO_REGION_INFO_CAP_SPARSE_MMAP_VERSION: u16 = 1;
+
+/// Region-info capability ID of v4's `VFIO_REGION_INFO_CAP_CXL_COMP_REGS`
+/// (on the `COMP_REGS` region: BAR and BAR offset of the HDM decoder
+/// block).
+///
+/// The public v4 trees use the name but do not show its number (the uAPI
+/// header with the define is not published yet).  6 is the next free
+/// region-info capability ID after mainline's 1 to 5.  This is the only
+/// place the guess lives: change it here when the header is public.
+pub const VFIO_REGION_INFO_CAP_CXL_COMP_REGS: u32 = 6;
+
+/// Header version of [`VFIO_REGION_INFO_CAP_CXL_COMP_REGS`].
+pub const VFIO_REGION_INFO_CAP_CXL_COMP_REGS_VERSION: u16 = 1;
+
+/// Total size of the `COMP_REGS` region capability: header, `u32 bar`,
+/// 4 bytes of padding (the offset is a naturally aligned `u64`), `u64
+/// offset`.
+pub const CXL_COMP_REGS_CAP_SIZE: usize = 24;
 
 /// v2 device-info flag: firmware committed HDM decoder 0.
 pub const VFIO_CXL_V2_FIRMWARE_COMMITTED: u32 = 1 << 0;
@@ -477,6 +510,18 @@ impl RegionTypeCap {
     pub fn is_cxl(&self, subtype: u32) -> bool {
         self.ty == VFIO_REGION_TYPE_CXL && self.subtype == subtype
     }
+
+    /// True for either CXL region type ([`VFIO_REGION_TYPE_CXL`] or the
+    /// earlier v4 variant's [`VFIO_REGION_TYPE_CXL_EARLY_V4`]) with the
+    /// given subtype.
+    pub fn is_cxl_of_any_variant(&self, subtype: u32) -> bool {
+        is_cxl_region_type(self.ty) && self.subtype == subtype
+    }
+}
+
+/// True if `ty` is a region type some posting gives the CXL regions.
+pub fn is_cxl_region_type(ty: u32) -> bool {
+    ty == VFIO_REGION_TYPE_CXL || ty == VFIO_REGION_TYPE_CXL_EARLY_V4
 }
 
 /// The `VFIO_REGION_INFO_CAP_SPARSE_MMAP` capability: which parts of a
@@ -535,6 +580,50 @@ impl SparseMmapCap {
             out.extend_from_slice(&offset.to_le_bytes());
             out.extend_from_slice(&size.to_le_bytes());
         }
+        out
+    }
+}
+
+/// v4's `VFIO_REGION_INFO_CAP_CXL_COMP_REGS` capability on the `COMP_REGS`
+/// region: where the HDM decoder block (which region offset 0 is) lies in
+/// the component BAR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompRegsCap {
+    /// Index of the BAR holding the component registers.
+    pub bar: u32,
+    /// Offset of the HDM Decoder Capability block from the start of that BAR.
+    pub hdm_offset: u64,
+}
+
+impl CompRegsCap {
+    /// Decodes the capability from its bytes (header included).  Bytes past
+    /// the known fields are ignored, so that a later version of the
+    /// structure that appends fields still parses.
+    pub fn parse(cap: &[u8]) -> Result<Self, UapiError> {
+        check_header(
+            cap,
+            VFIO_REGION_INFO_CAP_CXL_COMP_REGS,
+            VFIO_REGION_INFO_CAP_CXL_COMP_REGS_VERSION,
+        )?;
+        need(cap, CXL_COMP_REGS_CAP_SIZE)?;
+        Ok(Self {
+            bar: rd_u32(cap, CAP_HEADER_SIZE).unwrap_or_default(),
+            hdm_offset: rd_u64(cap, CAP_HEADER_SIZE + 8).unwrap_or_default(),
+        })
+    }
+
+    /// Encodes the capability ([`CXL_COMP_REGS_CAP_SIZE`] bytes) with the
+    /// given `next` pointer.
+    pub fn encode(&self, next: u32) -> Vec<u8> {
+        let hdr = vfio_info_cap_header {
+            id: VFIO_REGION_INFO_CAP_CXL_COMP_REGS as u16,
+            version: VFIO_REGION_INFO_CAP_CXL_COMP_REGS_VERSION,
+            next,
+        };
+        let mut out = encode_cap_header(&hdr).to_vec();
+        out.extend_from_slice(&self.bar.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&self.hdm_offset.to_le_bytes());
         out
     }
 }
@@ -763,6 +852,21 @@ pub fn region_info_type(info: &[u8]) -> Result<Option<(u32, u32)>, UapiError> {
             let ty = RegionTypeCap::parse(cap_bytes(info, &chain, &cap))?;
             Ok(Some((ty.ty, ty.subtype)))
         }
+        None => Ok(None),
+    }
+}
+
+/// The v4 [`CompRegsCap`] of a `vfio_region_info` reply (capabilities
+/// included), if the region carries one.  A malformed chain or capability
+/// is an error.
+pub fn region_info_comp_regs_cap(info: &[u8]) -> Result<Option<CompRegsCap>, UapiError> {
+    let region = parse_region_info(info)?;
+    if region.flags & VFIO_REGION_INFO_FLAG_CAPS == 0 || region.cap_offset == 0 {
+        return Ok(None);
+    }
+    let chain = parse_cap_chain(info, region.cap_offset)?;
+    match find_cap(&chain, VFIO_REGION_INFO_CAP_CXL_COMP_REGS as u16) {
+        Some(cap) => CompRegsCap::parse(cap_bytes(info, &chain, &cap)).map(Some),
         None => Ok(None),
     }
 }
@@ -1150,6 +1254,102 @@ mod tests {
             offset: 100,
         };
         assert!(cap_bytes(&[0; 8], &[c], &c).is_empty());
+    }
+
+    #[test]
+    fn v4_constants() {
+        assert_eq!(VFIO_REGION_SUBTYPE_CXL_MEM, 1);
+        assert_eq!(VFIO_REGION_TYPE_CXL_EARLY_V4, 4);
+        assert!(is_cxl_region_type(0x8000_1E98));
+        assert!(is_cxl_region_type(4));
+        assert!(!is_cxl_region_type(0x8000_10DE));
+        let early = RegionTypeCap { ty: 4, subtype: 2 };
+        assert!(early.is_cxl_of_any_variant(VFIO_REGION_SUBTYPE_CXL_COMP_REGS));
+        assert!(!early.is_cxl(VFIO_REGION_SUBTYPE_CXL_COMP_REGS));
+        assert!(!early.is_cxl_of_any_variant(VFIO_REGION_SUBTYPE_CXL_MEM));
+    }
+
+    #[test]
+    fn comp_regs_cap_layout_and_roundtrip() {
+        let c = CompRegsCap {
+            bar: 2,
+            hdm_offset: 0x2_1100,
+        };
+        let b = c.encode(0x60);
+        assert_eq!(b.len(), CXL_COMP_REGS_CAP_SIZE);
+        assert_eq!(&b[0..8], &[6, 0, 1, 0, 0x60, 0, 0, 0]);
+        assert_eq!(rd_u32(&b, 8), Some(2));
+        assert_eq!(rd_u32(&b, 12), Some(0));
+        assert_eq!(rd_u64(&b, 16), Some(0x2_1100));
+        assert_eq!(CompRegsCap::parse(&b), Ok(c));
+        // A longer (later) structure still parses.
+        let mut longer = b;
+        longer.extend_from_slice(&[0xAA; 8]);
+        assert_eq!(CompRegsCap::parse(&longer), Ok(c));
+    }
+
+    #[test]
+    fn comp_regs_cap_rejects_bad_input() {
+        let b = CompRegsCap {
+            bar: 0,
+            hdm_offset: 0x1100,
+        }
+        .encode(0);
+        assert_eq!(
+            CompRegsCap::parse(&b[..20]),
+            Err(UapiError::Truncated { need: 24, have: 20 })
+        );
+        assert_eq!(
+            CompRegsCap::parse(&b[..4]),
+            Err(UapiError::Truncated { need: 8, have: 4 })
+        );
+        let mut wrong_version = b;
+        wrong_version[2] = 2;
+        assert_eq!(
+            CompRegsCap::parse(&wrong_version),
+            Err(UapiError::UnsupportedCapVersion { id: 6, version: 2 })
+        );
+        assert_eq!(
+            CompRegsCap::parse(&RegionTypeCap { ty: 1, subtype: 2 }.encode(0)),
+            Err(UapiError::WrongCapId {
+                expected: 6,
+                found: 2
+            })
+        );
+    }
+
+    #[test]
+    fn region_info_comp_regs_cap_found_next_to_the_type() {
+        let ty = RegionTypeCap {
+            ty: VFIO_REGION_TYPE_CXL,
+            subtype: VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
+        };
+        let geo = CompRegsCap {
+            bar: 0,
+            hdm_offset: 0x4_1100,
+        };
+        let info = region_info_with_caps(&[ty.encode(0), geo.encode(0)]);
+        assert_eq!(region_info_comp_regs_cap(&info), Ok(Some(geo)));
+        assert_eq!(
+            region_info_type(&info),
+            Ok(Some((
+                VFIO_REGION_TYPE_CXL,
+                VFIO_REGION_SUBTYPE_CXL_COMP_REGS
+            )))
+        );
+        let without = region_info_with_caps(&[ty.encode(0)]);
+        assert_eq!(region_info_comp_regs_cap(&without), Ok(None));
+        assert_eq!(
+            region_info_comp_regs_cap(&region_info_with_caps(&[])),
+            Ok(None)
+        );
+        // A truncated capability at the end of the reply is an error.
+        let mut cut = region_info_with_caps(&[ty.encode(0), geo.encode(0)]);
+        cut.truncate(cut.len() - 8);
+        assert!(matches!(
+            region_info_comp_regs_cap(&cut),
+            Err(UapiError::Truncated { .. })
+        ));
     }
 
     #[test]

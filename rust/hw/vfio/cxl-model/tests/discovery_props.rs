@@ -48,7 +48,7 @@ fn host(v: UapiVersion) -> Host {
     let rw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
     let (mem, comp) = match v {
         UapiVersion::V2 => (9, 10),
-        UapiVersion::V3 => (10, 9),
+        UapiVersion::V3 | UapiVersion::V4 => (10, 9),
     };
     let regions = vec![
         RegionDesc {
@@ -113,6 +113,8 @@ fn host(v: UapiVersion) -> Host {
             comp_reg_offset: BLOCK,
             comp_reg_size: regs.region_size(),
         },
+        // The strategy draws v2 and v3 only.
+        UapiVersion::V4 => CxlDeviceInfo::V4 { flags: 1 },
     };
     Host {
         regions,

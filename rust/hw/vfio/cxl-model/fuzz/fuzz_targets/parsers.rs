@@ -14,8 +14,8 @@ use cxl_model::dvsec::{
 use cxl_model::hdm::HdmDecoderBlock;
 use cxl_model::host::HostCompRegs;
 use cxl_model::uapi::{
-    cap_bytes, parse_cap_chain, parse_device_info, parse_region_info, CxlDeviceInfo, RegionTypeCap,
-    SparseMmapCap, UapiVersion,
+    cap_bytes, parse_cap_chain, parse_device_info, parse_region_info, CompRegsCap, CxlDeviceInfo,
+    RegionTypeCap, SparseMmapCap, UapiVersion,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = CxlDeviceInfo::parse_cap(data);
     let _ = RegionTypeCap::parse(data);
     let _ = SparseMmapCap::parse(data);
+    let _ = CompRegsCap::parse(data);
     let _ = parse_register_locator(data);
     let _ = find_dvsec(data, CXL_VENDOR_ID, DVSEC_ID_CXL_DEVICE);
 
@@ -47,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
                 let _ = CxlDeviceInfo::parse_cap(b);
                 let _ = RegionTypeCap::parse(b);
                 let _ = SparseMmapCap::parse(b);
+                let _ = CompRegsCap::parse(b);
             }
         }
     }
@@ -62,10 +64,10 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // Use the bytes as a write sequence for the register state machines.
-    let version = if data.first().copied().unwrap_or(0) & 1 == 0 {
-        UapiVersion::V2
-    } else {
-        UapiVersion::V3
+    let version = match data.first().copied().unwrap_or(0) % 3 {
+        0 => UapiVersion::V2,
+        1 => UapiVersion::V3,
+        _ => UapiVersion::V4,
     };
     let mut host = HostCompRegs::new(version, 0x38_0000_0000, 1 << 32, true);
     let mut hdvsec = HostDeviceDvsec::new(version, &Default::default());
@@ -84,6 +86,7 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         host.reset();
+        hdvsec.reset(&Default::default());
         hdm.reset();
     }
 });
