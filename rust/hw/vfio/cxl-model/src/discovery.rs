@@ -38,13 +38,14 @@ use crate::dvsec::{
     BLOCK_ID_COMPONENT, CXL_VENDOR_ID, DVSEC_ID_CXL_DEVICE, DVSEC_ID_REGISTER_LOCATOR,
 };
 use crate::hdm::{
-    decoder_count_from_encoding, decoder_offset, DecoderControl, DecoderRegister, LO_ADDR_MASK,
+    block_size, decoder_count_from_encoding, decoder_offset, DecoderControl, DecoderRegister,
+    HdmCapability, LO_ADDR_MASK,
 };
 use crate::host::HostDecoder;
 use crate::uapi::{
-    CxlDeviceInfo, RegionTypeCap, UapiVersion, VFIO_PCI_BAR5_REGION_INDEX,
+    CompRegsCap, CxlDeviceInfo, RegionTypeCap, UapiVersion, VFIO_PCI_BAR5_REGION_INDEX,
     VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_SUBTYPE_CXL, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
-    VFIO_REGION_TYPE_CXL,
+    VFIO_REGION_TYPE_CXL, VFIO_REGION_TYPE_CXL_EARLY_V4,
 };
 use crate::window::ByteSize;
 
@@ -71,8 +72,9 @@ pub struct RegionDesc {
 impl RegionDesc {
     /// Whether the region is the CXL region of `subtype`.
     pub fn is_cxl(&self, subtype: u32) -> bool {
-        self.cap_type
-            .is_some_and(|(ty, st)| RegionTypeCap { ty, subtype: st }.is_cxl(subtype))
+        self.cap_type.is_some_and(|(ty, st)| {
+            RegionTypeCap { ty, subtype: st }.is_cxl_of_any_variant(subtype)
+        })
     }
 }
 
@@ -109,8 +111,9 @@ pub struct HostLayout {
     pub device_dvsec_offset: u16,
     /// The CXL Device DVSEC as the host presents it.
     pub device_dvsec: DeviceDvsec,
-    /// The uAPI posting the host appears to implement.
-    pub uapi_hint: Option<UapiVersion>,
+    /// The uAPI posting the host implements, told from its `COMP_REGS`
+    /// layout (and checked against everything else it presents).
+    pub uapi: UapiVersion,
 }
 
 impl HostLayout {
@@ -120,6 +123,27 @@ impl HostLayout {
     pub fn region_offset(&self, block_offset: u64) -> Option<u64> {
         let ro = block_offset.checked_sub(self.region_block_offset)?;
         (ro < self.comp_regs_size).then_some(ro)
+    }
+
+    /// Where the guest's accesses to the component block go on the host when
+    /// they are neither the capability array nor the HDM decoder block:
+    /// `COMP_REGS` (v2, v3), or the component BAR itself (v4, whose
+    /// `COMP_REGS` region is the HDM block only).
+    pub fn forwarding(&self) -> Forwarding {
+        match self.uapi {
+            UapiVersion::V4 => Forwarding {
+                region: u32::from(self.component_bar),
+                block_start: 0,
+                region_start: self.component_offset,
+                len: COMPONENT_BLOCK_SIZE,
+            },
+            UapiVersion::V2 | UapiVersion::V3 => Forwarding {
+                region: self.comp_regs_region,
+                block_start: self.region_block_offset,
+                region_start: 0,
+                len: self.comp_regs_size,
+            },
+        }
     }
 
     /// `COMP_REGS` region offset of decoder 0's register `reg`.
@@ -133,7 +157,7 @@ impl HostLayout {
     /// shadow keeps the host address and drops such writes, so this returns
     /// `None`.
     pub fn host_base_writes(&self, guest_base: u64) -> Option<[(u64, u32); 2]> {
-        (self.uapi_hint == Some(UapiVersion::V2)).then(|| {
+        (self.uapi == UapiVersion::V2).then(|| {
             [
                 (
                     self.decoder0_region_offset(DecoderRegister::BaseLo),
@@ -145,6 +169,27 @@ impl HostLayout {
                 ),
             ]
         })
+    }
+}
+
+/// A range of the component block that a host region serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forwarding {
+    /// Region index.
+    pub region: u32,
+    /// First block offset served.
+    pub block_start: u64,
+    /// Region offset of `block_start`.
+    pub region_start: u64,
+    /// Bytes served.
+    pub len: u64,
+}
+
+impl Forwarding {
+    /// The region offset of block offset `block_offset`, if served.
+    pub fn region_offset(&self, block_offset: u64) -> Option<u64> {
+        let rel = block_offset.checked_sub(self.block_start)?;
+        (rel < self.len).then(|| self.region_start + rel)
     }
 }
 
@@ -304,6 +349,35 @@ pub enum DiscoveryError {
         region_size: u64,
         /// Range 1 size.
         range_size: u64,
+    },
+    /// Something only a v4 host presents, next to a `COMP_REGS` region laid
+    /// out as an earlier posting's.
+    V4MarkerWithOldLayout {
+        /// What was seen.
+        marker: &'static str,
+        /// Posting of the layout.
+        layout: UapiVersion,
+    },
+    /// The `COMP_REGS` region capability places the HDM decoder block
+    /// elsewhere than config space and the capability array do.
+    CompRegsCapMismatch {
+        /// BAR the capability names.
+        cap_bar: u32,
+        /// BAR offset it names.
+        cap_offset: u64,
+        /// BAR found.
+        bar: u8,
+        /// BAR offset found.
+        offset: u64,
+    },
+    /// Reading the component BAR failed.
+    BarRead {
+        /// BAR index.
+        bar: u32,
+        /// BAR offset.
+        offset: u64,
+        /// The host's error.
+        message: String,
     },
     /// The device-info capability's posting does not match the `COMP_REGS`
     /// layout.
@@ -489,6 +563,27 @@ impl fmt::Display for DiscoveryError {
                 ByteSize(*region_size),
                 ByteSize(*range_size)
             ),
+            Self::V4MarkerWithOldLayout { marker, layout } => write!(
+                f,
+                "the host presents {marker}, which only uAPI v4 has, but its COMP_REGS region \
+                 is laid out as uAPI {layout:?}: it mixes interface versions"
+            ),
+            Self::CompRegsCapMismatch {
+                cap_bar,
+                cap_offset,
+                bar,
+                offset,
+            } => write!(
+                f,
+                "the COMP_REGS region capability places the HDM decoder block in BAR {cap_bar} \
+                 at {cap_offset:#x}, but the Register Locator DVSEC and the capability array \
+                 place it in BAR {bar} at {offset:#x}"
+            ),
+            Self::BarRead {
+                bar,
+                offset,
+                message,
+            } => write!(f, "reading BAR {bar} at {offset:#x} failed: {message}"),
             Self::InfoLayoutMismatch { info, layout } => write!(
                 f,
                 "device-info capability has the {info:?} layout but COMP_REGS has the \
@@ -554,16 +649,30 @@ fn find_region(regions: &[RegionDesc], kind: CxlRegionKind) -> Result<RegionDesc
     }
 }
 
-/// `COMP_REGS` reads with the region index attached to errors.
-struct CompRegs<'a> {
-    region: RegionDesc,
-    read: &'a mut dyn FnMut(u64) -> Result<u32, String>,
+/// The host reads discovery makes: `COMP_REGS` dwords, and (v4, whose
+/// `COMP_REGS` region holds only the HDM decoder block) dwords of the
+/// component block through its BAR.  Region indices are attached to errors.
+struct Reads<'a> {
+    comp: RegionDesc,
+    bar: u32,
+    /// BAR offset of the component block.
+    block_in_bar: u64,
+    read: &'a mut dyn FnMut(u32, u64) -> Result<u32, String>,
 }
 
-impl CompRegs<'_> {
+/// Where the capability array is read from.
+#[derive(Clone, Copy)]
+enum ArraySource {
+    /// `COMP_REGS`, whose offset 0 is this block offset.
+    CompRegs(u64),
+    /// The component BAR (v4).
+    Bar,
+}
+
+impl Reads<'_> {
     fn dword(&mut self, offset: u64) -> Result<u32, DiscoveryError> {
-        (self.read)(offset).map_err(|message| DiscoveryError::CompRegsRead {
-            region: self.region.index,
+        (self.read)(self.comp.index, offset).map_err(|message| DiscoveryError::CompRegsRead {
+            region: self.comp.index,
             offset,
             message,
         })
@@ -573,10 +682,29 @@ impl CompRegs<'_> {
         Ok(u64::from(self.dword(offset)?) | (u64::from(self.dword(offset + 4)?) << 32))
     }
 
-    /// The block offset region offset 0 maps to, and the posting whose
-    /// layout that is.
-    fn layout(&mut self) -> Result<(u64, UapiVersion), DiscoveryError> {
-        let (region, size) = (self.region.index, self.region.size);
+    /// The dword at block offset `block_offset`, read from `source`.
+    fn block_dword(
+        &mut self,
+        source: ArraySource,
+        block_offset: u64,
+    ) -> Result<u32, DiscoveryError> {
+        match source {
+            ArraySource::CompRegs(base) => self.dword(block_offset - base),
+            ArraySource::Bar => {
+                let offset = self.block_in_bar + block_offset;
+                (self.read)(self.bar, offset).map_err(|message| DiscoveryError::BarRead {
+                    bar: self.bar,
+                    offset,
+                    message,
+                })
+            }
+        }
+    }
+
+    /// The posting whose `COMP_REGS` layout this is, and the block offset
+    /// region offset 0 maps to (v4: the HDM block's, found later).
+    fn layout(&mut self) -> Result<(Option<u64>, UapiVersion), DiscoveryError> {
+        let (region, size) = (self.comp.index, self.comp.size);
         let is_header = |d: u32| CapabilityArrayHeader::from(d).id() == CAP_ID_CXL;
         let v2_sized = (8..=V2_COMP_REGS_MAX_SIZE).contains(&size) && size % 4 == 0;
         if size != V3_COMP_REGS_SIZE && !v2_sized {
@@ -587,11 +715,17 @@ impl CompRegs<'_> {
         if size == V3_COMP_REGS_SIZE {
             let d = self.dword(CAP_ARRAY_OFFSET)?;
             if is_header(d) {
-                return Ok((0, UapiVersion::V3));
+                return Ok((Some(0), UapiVersion::V3));
             }
             at_0x1000 = Some(d);
         } else if is_header(at_0) {
-            return Ok((CAP_ARRAY_OFFSET, UapiVersion::V2));
+            return Ok((Some(CAP_ARRAY_OFFSET), UapiVersion::V2));
+        } else if decoder_count_from_encoding(HdmCapability::from(at_0).decoder_count().value())
+            .is_some_and(|n| block_size(n) == size)
+        {
+            // v4: offset 0 is the HDM Decoder Capability register, and the
+            // region is exactly that decoder block.
+            return Ok((None, UapiVersion::V4));
         }
         Err(DiscoveryError::CompRegsNoCapArray {
             region,
@@ -651,19 +785,24 @@ struct ShadowFacts {
     cap_array: Vec<u8>,
 }
 
-fn read_shadow(regs: &mut CompRegs<'_>) -> Result<ShadowFacts, DiscoveryError> {
+fn read_shadow(regs: &mut Reads<'_>) -> Result<ShadowFacts, DiscoveryError> {
     let (region_block_offset, version) = regs.layout()?;
-    // Region offset of the capability array and how much of the block
-    // after it the region covers.
-    let array_ro = CAP_ARRAY_OFFSET - region_block_offset;
-    let room = regs.region.size - array_ro;
-    let header = regs.dword(array_ro)?;
+    // Where the capability array is read and how much of the block after
+    // it that source covers.
+    let (source, room) = match region_block_offset {
+        Some(base) => (
+            ArraySource::CompRegs(base),
+            regs.comp.size - (CAP_ARRAY_OFFSET - base),
+        ),
+        None => (ArraySource::Bar, COMPONENT_BLOCK_SIZE - CAP_ARRAY_OFFSET),
+    };
+    let header = regs.block_dword(source, CAP_ARRAY_OFFSET)?;
     let entries = u64::from(CapabilityArrayHeader::from(header).array_size());
-    // Entries that do not fit the region are not read; the parser below
-    // reports them.
+    // Entries that do not fit are not read; the parser below reports them.
     let mut cap_array = header.to_le_bytes().to_vec();
     for i in (1..=entries).take_while(|i| 4 * (i + 1) <= room) {
-        cap_array.extend_from_slice(&regs.dword(array_ro + 4 * i)?.to_le_bytes());
+        let entry = regs.block_dword(source, CAP_ARRAY_OFFSET + 4 * i)?;
+        cap_array.extend_from_slice(&entry.to_le_bytes());
     }
     // `CapabilityArray::parse` checks structure bounds against the length
     // of what it is given, reading only the header, the entries and the
@@ -679,7 +818,12 @@ fn read_shadow(regs: &mut CompRegs<'_>) -> Result<ShadowFacts, DiscoveryError> {
         .map(|h| u64::from(u16::from(h.pointer())));
     let mut hdm_cap = 0;
     if let Some(p) = hdm_pointer.filter(|p| p + 4 <= room) {
-        hdm_cap = regs.dword(array_ro + p)?;
+        // v4's BAR reads all ones over the HDM block: its capability
+        // register is COMP_REGS offset 0.
+        hdm_cap = match source {
+            ArraySource::CompRegs(_) => regs.block_dword(source, CAP_ARRAY_OFFSET + p)?,
+            ArraySource::Bar => regs.dword(0)?,
+        };
         let at = usize::try_from(p).unwrap_or_default();
         image[at..at + 4].copy_from_slice(&hdm_cap.to_le_bytes());
     }
@@ -687,7 +831,7 @@ fn read_shadow(regs: &mut CompRegs<'_>) -> Result<ShadowFacts, DiscoveryError> {
     let entry = array
         .hdm_decoder()
         .map_err(|_| DiscoveryError::HdmMissing)?;
-    let encoding = (hdm_cap & 0xF) as u8;
+    let encoding = HdmCapability::from(hdm_cap).decoder_count().value();
     let decoders = decoder_count_from_encoding(encoding);
     if decoders != Some(1) {
         return Err(DiscoveryError::DecoderCount {
@@ -696,6 +840,7 @@ fn read_shadow(regs: &mut CompRegs<'_>) -> Result<ShadowFacts, DiscoveryError> {
         });
     }
     let hdm_offset = CAP_ARRAY_OFFSET + u64::from(entry.pointer);
+    let region_block_offset = region_block_offset.unwrap_or(hdm_offset);
     let dec_ro = hdm_offset + decoder_offset(0) - region_block_offset;
     let mask = !u64::from(!LO_ADDR_MASK);
     let base = regs.qword(dec_ro + DecoderRegister::BaseLo as u64)? & mask;
@@ -708,6 +853,45 @@ fn read_shadow(regs: &mut CompRegs<'_>) -> Result<ShadowFacts, DiscoveryError> {
         decoder0: HostDecoder { base, size, ctrl },
         cap_array,
     })
+}
+
+/// The v4-only things a host presents must come with a v4 `COMP_REGS`
+/// layout, and the region capability must agree with what config space and
+/// the capability array say.
+fn check_v4_markers(
+    comp: &RegionDesc,
+    comp_regs_cap: Option<CompRegsCap>,
+    shadow: &ShadowFacts,
+    cfg: &ConfigFacts,
+) -> Result<(), DiscoveryError> {
+    let early_type = comp
+        .cap_type
+        .is_some_and(|(ty, _)| ty == VFIO_REGION_TYPE_CXL_EARLY_V4);
+    if shadow.version != UapiVersion::V4 {
+        let marker = if comp_regs_cap.is_some() {
+            "the COMP_REGS region capability"
+        } else if early_type {
+            "region type 4 (the earlier v4 variant's VFIO_REGION_TYPE_CXL)"
+        } else {
+            return Ok(());
+        };
+        return Err(DiscoveryError::V4MarkerWithOldLayout {
+            marker,
+            layout: shadow.version,
+        });
+    }
+    let offset = cfg.component_offset + shadow.hdm_offset;
+    match comp_regs_cap {
+        Some(cap) if cap.bar != u32::from(cfg.component_bar) || cap.hdm_offset != offset => {
+            Err(DiscoveryError::CompRegsCapMismatch {
+                cap_bar: cap.bar,
+                cap_offset: cap.hdm_offset,
+                bar: cfg.component_bar,
+                offset,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_decoder(mem: &RegionDesc, d: &HostDecoder) -> Result<(), DiscoveryError> {
@@ -793,17 +977,42 @@ fn check_info(
     Ok(())
 }
 
-/// Checks what the host offers and returns the layout the device uses.
-///
-/// `regions` describes every region index the device reports, `config` is
-/// its config space (4 KiB), `info` the CXL device-info capability when the
-/// host has one, and `read` reads the `COMP_REGS` dword at a region offset
-/// (4-aligned; it is never asked for anything else).
+/// Checks what the host offers and returns the layout the device uses, for
+/// a host that presents no `COMP_REGS` region capability and whose reads
+/// are all `COMP_REGS` reads: `read` reads the `COMP_REGS` dword at a
+/// region offset.  See [`discover_with`].
 pub fn discover(
     regions: &[RegionDesc],
     config: &[u8],
     info: Option<&CxlDeviceInfo>,
     read: &mut dyn FnMut(u64) -> Result<u32, String>,
+) -> Result<HostLayout, DiscoveryError> {
+    let comp = regions
+        .iter()
+        .find(|r| r.is_cxl(VFIO_REGION_SUBTYPE_CXL_COMP_REGS))
+        .map(|r| r.index);
+    discover_with(regions, config, info, None, &mut |region, offset| {
+        if Some(region) == comp {
+            read(offset)
+        } else {
+            Err(format!("region {region} cannot be read here"))
+        }
+    })
+}
+
+/// Checks what the host offers and returns the layout the device uses.
+///
+/// `regions` describes every region index the device reports, `config` is
+/// its config space (4 KiB), `info` the CXL device-info capability when the
+/// host has one, `comp_regs_cap` the `COMP_REGS` region capability when the
+/// host has one (v4), and `read(region, offset)` reads a dword of a region:
+/// `COMP_REGS`, or (v4 only) the component BAR, always 4-aligned.
+pub fn discover_with(
+    regions: &[RegionDesc],
+    config: &[u8],
+    info: Option<&CxlDeviceInfo>,
+    comp_regs_cap: Option<CompRegsCap>,
+    read: &mut dyn FnMut(u32, u64) -> Result<u32, String>,
 ) -> Result<HostLayout, DiscoveryError> {
     let mem = find_region(regions, CxlRegionKind::Memory)?;
     let comp = find_region(regions, CxlRegionKind::CompRegs)?;
@@ -831,7 +1040,13 @@ pub fn discover(
             bar_size,
         });
     }
-    let shadow = read_shadow(&mut CompRegs { region: comp, read })?;
+    let shadow = read_shadow(&mut Reads {
+        comp,
+        bar: u32::from(bar),
+        block_in_bar: cfg.component_offset,
+        read,
+    })?;
+    check_v4_markers(&comp, comp_regs_cap, &shadow, &cfg)?;
     check_decoder(&mem, &shadow.decoder0)?;
     if cfg.device_dvsec.range1_size != mem.size {
         return Err(DiscoveryError::DvsecRangeMismatch {
@@ -840,10 +1055,6 @@ pub fn discover(
             range_size: cfg.device_dvsec.range1_size,
         });
     }
-    let uapi_hint = match info {
-        Some(CxlDeviceInfo::V4 { .. }) => None,
-        _ => Some(shadow.version),
-    };
     let layout = HostLayout {
         memory_region: mem.index,
         memory_size: mem.size,
@@ -859,7 +1070,7 @@ pub fn discover(
         cap_array: shadow.cap_array,
         device_dvsec_offset: cfg.device_dvsec_offset,
         device_dvsec: cfg.device_dvsec,
-        uapi_hint,
+        uapi: shadow.version,
     };
     if let Some(i) = info {
         check_info(i, &layout, shadow.version)?;
@@ -895,6 +1106,8 @@ pub(crate) mod testing {
         pub blocks: Vec<RegisterBlock>,
         pub info: Option<CxlDeviceInfo>,
         pub config_override: Option<Vec<u8>>,
+        /// The `COMP_REGS` region capability (v4).
+        pub comp_regs_cap: Option<CompRegsCap>,
     }
 
     pub fn region(index: u32, size: u64, flags: u32, subtype: Option<u32>) -> RegionDesc {
@@ -960,11 +1173,21 @@ pub(crate) mod testing {
                     comp_reg_offset: offset,
                     comp_reg_size: regs.region_size(),
                 },
-                // Not detected yet: the cap-less v4 host is built by the
-                // discovery tests themselves.
                 UapiVersion::V4 => CxlDeviceInfo::V4 {
                     flags: VFIO_CXL_V3_HOST_FIRMWARE_COMMITTED,
                 },
+            };
+            // v4 has no device-info capability, and places the HDM block
+            // with a COMP_REGS region capability.
+            let (info, comp_regs_cap) = match version {
+                UapiVersion::V4 => (
+                    None,
+                    Some(CompRegsCap {
+                        bar: u32::from(bar),
+                        hdm_offset: offset + crate::host::HOST_HDM_BLOCK_OFFSET,
+                    }),
+                ),
+                _ => (Some(info), None),
             };
             Self {
                 version,
@@ -986,8 +1209,9 @@ pub(crate) mod testing {
                     block_id: BLOCK_ID_COMPONENT,
                     offset,
                 }],
-                info: Some(info),
+                info,
                 config_override: None,
+                comp_regs_cap,
             }
         }
 
@@ -1021,15 +1245,45 @@ pub(crate) mod testing {
             Ok(u32::from_le_bytes(b))
         }
 
+        /// A dword of the component BAR: the block as the shadow has it,
+        /// all ones over v4's HDM block (the kernel's hole there).
+        pub fn bar_dword(&self, offset: u64) -> Result<u32, String> {
+            let block = self.blocks[0].offset;
+            let bo = offset
+                .checked_sub(block)
+                .filter(|&bo| bo < COMPONENT_BLOCK_SIZE)
+                .ok_or_else(|| format!("BAR offset {offset:#x} outside the block"))?;
+            let hdm = crate::host::HOST_HDM_BLOCK_OFFSET;
+            if self.version == UapiVersion::V4 && (hdm..hdm + block_size(1)).contains(&bo) {
+                return Ok(u32::MAX);
+            }
+            Ok(self.regs.block_dword(bo))
+        }
+
         /// Runs discovery, passing the device-info capability through its
         /// wire encoding as the kernel would.
         pub fn discover(&self) -> Result<HostLayout, DiscoveryError> {
             let info = self
                 .info
                 .map(|i| CxlDeviceInfo::parse_cap(&i.encode(0)).unwrap());
-            discover(&self.regions, &self.config(), info.as_ref(), &mut |o| {
-                self.read_dword(o)
-            })
+            let comp = self.regs_index();
+            let bar = u32::from(self.blocks[0].bir);
+            let config = self.config();
+            discover_with(
+                &self.regions,
+                &config,
+                info.as_ref(),
+                self.comp_regs_cap,
+                &mut |region, o| match region {
+                    r if r == comp => self.read_dword(o),
+                    r if r == bar => self.bar_dword(o),
+                    r => Err(format!("no reads of region {r}")),
+                },
+            )
+        }
+
+        pub fn regs_index(&self) -> u32 {
+            self.mem_index() ^ 0b11
         }
     }
 }
@@ -1072,7 +1326,7 @@ mod tests {
         assert_eq!(l.cap_array[0..2], [1, 0]);
         assert_eq!(l.device_dvsec_offset, 0x100);
         assert_eq!(l.device_dvsec.range1_size, MEM);
-        assert_eq!(l.uapi_hint, Some(V3));
+        assert_eq!(l.uapi, V3);
     }
 
     #[test]
@@ -1086,7 +1340,7 @@ mod tests {
         assert_eq!(l.hdm_offset, HOST_HDM_BLOCK_OFFSET);
         // v2 zeroed BASE at open.
         assert_eq!((l.decoder0.base, l.decoder0.size), (0, MEM));
-        assert_eq!(l.uapi_hint, Some(V2));
+        assert_eq!(l.uapi, V2);
     }
 
     #[test]
@@ -1680,11 +1934,111 @@ mod tests {
         assert!(e.to_string().contains("0x130 bytes, the region is 0x10000"));
     }
 
+    const V4: UapiVersion = UapiVersion::V4;
+
     #[test]
-    fn device_info_v4_is_accepted_without_hint() {
+    fn v4_host_is_discovered_through_its_bar_and_hdm_region() {
+        let h = TestHost::new(V4);
+        let l = h.discover().unwrap();
+        assert_eq!(l.uapi, V4);
+        assert_eq!((l.comp_regs_region, l.comp_regs_size), (9, 0x30));
+        assert_eq!((l.component_bar, l.component_offset), (0, 0x4_0000));
+        assert_eq!(l.hdm_offset, HOST_HDM_BLOCK_OFFSET);
+        assert_eq!(l.region_block_offset, HOST_HDM_BLOCK_OFFSET);
+        assert_eq!(l.decoder0.size, MEM);
+        assert!(l.decoder0.committed() && l.decoder0.lock_on_commit());
+        assert_eq!(l.decoder0.base, HPA, "live reads show the host address");
+        // The capability array came from the BAR: header and 3 entries.
+        assert_eq!(l.cap_array.len(), 16);
+        assert_eq!(l.host_base_writes(0x10_0000_0000), None);
+    }
+
+    #[test]
+    fn v4_without_region_capability_or_with_the_early_region_type() {
+        let mut h = TestHost::new(V4);
+        h.comp_regs_cap = None;
+        assert_eq!(h.discover().unwrap().uapi, V4);
+        let mut early = TestHost::new(V4);
+        for r in &mut early.regions {
+            if let Some((ty, _)) = r.cap_type.as_mut() {
+                *ty = VFIO_REGION_TYPE_CXL_EARLY_V4;
+            }
+        }
+        assert_eq!(early.discover().unwrap().uapi, V4);
+    }
+
+    #[test]
+    fn hosts_that_mix_versions_are_refused() {
+        // The early v4 region type on a v3 layout.
+        let mut h = TestHost::new(V3);
+        for r in &mut h.regions {
+            if let Some((ty, _)) = r.cap_type.as_mut() {
+                *ty = VFIO_REGION_TYPE_CXL_EARLY_V4;
+            }
+        }
+        assert!(matches!(
+            h.discover(),
+            Err(DiscoveryError::V4MarkerWithOldLayout { layout: V3, .. })
+        ));
+        // The v4 region capability on a v2 layout.
+        let mut h2 = TestHost::new(V2);
+        h2.comp_regs_cap = Some(CompRegsCap {
+            bar: 2,
+            hdm_offset: 0x2_1100,
+        });
+        let e = h2.discover().unwrap_err();
+        assert!(e.to_string().contains("mixes interface versions"), "{e}");
+        // A v3 device-info capability with a v4 layout.
+        let mut h4 = TestHost::new(V4);
+        h4.info = TestHost::new(V3).info;
+        assert!(matches!(
+            h4.discover(),
+            Err(DiscoveryError::InfoLayoutMismatch {
+                info: V3,
+                layout: V4
+            })
+        ));
+    }
+
+    #[test]
+    fn v4_region_capability_must_agree_with_config_space() {
+        let mut h = TestHost::new(V4);
+        h.comp_regs_cap = Some(CompRegsCap {
+            bar: 0,
+            hdm_offset: 0x4_0000,
+        });
+        let e = h.discover().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DiscoveryError::CompRegsCapMismatch {
+                    cap_offset: 0x4_0000,
+                    offset: 0x4_1100,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn v4_region_of_another_size_is_neither_layout() {
+        let mut h = TestHost::new(V4);
+        let comp = h.regs_index();
+        h.region_mut(comp).size = 0x50;
+        assert!(matches!(
+            h.discover(),
+            Err(DiscoveryError::CompRegsNoCapArray { size: 0x50, .. })
+        ));
+    }
+
+    #[test]
+    fn flags_only_device_info_says_nothing_about_the_layout() {
+        // The flags-only capability v4 review proposed carries no layout
+        // to check against: the COMP_REGS layout decides.
         let mut h = TestHost::new(V3);
         h.info = Some(CxlDeviceInfo::V4 { flags: 1 });
-        assert_eq!(h.discover().unwrap().uapi_hint, None);
+        assert_eq!(h.discover().unwrap().uapi, V3);
     }
 
     #[test]

@@ -33,7 +33,7 @@
 use std::ops::Range;
 
 use crate::component::COMPONENT_BLOCK_SIZE;
-use crate::discovery::HostLayout;
+use crate::discovery::{Forwarding, HostLayout};
 use crate::hdm::{HdmDecoderBlock, HdmError};
 
 /// How a guest read is served.
@@ -91,8 +91,7 @@ enum Role {
 pub struct GuestComponentBlock {
     cap_array: Vec<u8>,
     hdm_offset: u64,
-    region_block_offset: u64,
-    comp_regs_size: u64,
+    forwarding: Forwarding,
     hdm: HdmDecoderBlock,
     boot: HdmDecoderBlock,
     base: u64,
@@ -126,13 +125,19 @@ impl GuestComponentBlock {
         Ok(Self {
             cap_array: layout.cap_array.clone(),
             hdm_offset: layout.hdm_offset,
-            region_block_offset: layout.region_block_offset,
-            comp_regs_size: layout.comp_regs_size,
+            forwarding: layout.forwarding(),
             boot: hdm.clone(),
             hdm,
             base,
             size,
         })
+    }
+
+    /// The host region that forwarded accesses go to (the offsets
+    /// [`GuestComponentBlock::read_via`] and
+    /// [`GuestComponentBlock::write_via`] give are in it).
+    pub fn forward_region(&self) -> u32 {
+        self.forwarding.region
     }
 
     /// The emulated HDM decoder structure.
@@ -170,10 +175,9 @@ impl GuestComponentBlock {
                 return Role::Hdm(rel);
             }
         }
-        match dword.checked_sub(self.region_block_offset) {
-            Some(ro) if ro < self.comp_regs_size => Role::Forward(ro),
-            _ => Role::Zero,
-        }
+        self.forwarding
+            .region_offset(dword)
+            .map_or(Role::Zero, Role::Forward)
     }
 
     /// The value of a non-forwarded dword.

@@ -38,13 +38,19 @@ use crate::guest_component::GuestComponentBlock;
 use crate::hdm::HdmError;
 use crate::host_device::{region_descs, HostDevice, RegionInfoError, ResetKind};
 use crate::pcie::FlrTrigger;
-use crate::uapi::{self, UapiError, VFIO_REGION_SUBTYPE_CXL_COMP_REGS};
+use crate::uapi::{
+    self, UapiError, UapiVersion, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
+};
 use crate::window::{self, ChosenWindow, HostBridgeDecoder};
 
 /// Where the CXL Device DVSEC's emulated registers start: the extended
 /// capability header and the two DVSEC headers before them are read
 /// through vfio-pci (the header's next pointer is vfio-pci's to manage).
 const DVSEC_EMULATED_FROM: u32 = 0x0A;
+
+/// The PCI Command register and its Memory Space Enable bit.
+const PCI_COMMAND: u32 = 0x04;
+const PCI_COMMAND_MEMORY: u16 = 1 << 1;
 
 /// Why a host cannot be used, or stopped being usable.
 #[derive(Debug)]
@@ -70,6 +76,8 @@ pub enum PassthroughError {
     },
     /// The host reset itself failed.
     HostReset(io::Error),
+    /// Keeping the host function's Memory Space Enable set failed (v4).
+    HostMemoryEnable(io::Error),
     /// After a reset the host presents other memory or another block.
     HostChanged {
         /// What it presented at realize.
@@ -106,6 +114,12 @@ impl fmt::Display for PassthroughError {
                 )
             }
             Self::HostReset(_) => write!(f, "the host reset failed"),
+            Self::HostMemoryEnable(_) => {
+                write!(
+                    f,
+                    "cannot keep Memory Space Enable set in the host's Command register"
+                )
+            }
             Self::HostChanged { before, now } => write!(
                 f,
                 "the host now presents memory region {} of {:#x} bytes (component block in \
@@ -131,7 +145,10 @@ impl StdError for PassthroughError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Self::RegionInfo(e) => e.source(),
-            Self::ConfigSpace(e) | Self::HostReset(e) | Self::HostBase { source: e, .. } => Some(e),
+            Self::ConfigSpace(e)
+            | Self::HostReset(e)
+            | Self::HostMemoryEnable(e)
+            | Self::HostBase { source: e, .. } => Some(e),
             Self::DeviceInfo(e) => Some(e),
             Self::Discovery(e) => e.source(),
             Self::Decoder(e) => Some(e),
@@ -174,15 +191,21 @@ fn discover_layout(host: &impl HostDevice) -> Result<(HostLayout, Vec<u8>), Pass
         .transpose()
         .map_err(PassthroughError::DeviceInfo)?
         .flatten();
-    let comp_regs = regions
+    let comp_regs_cap = regions
         .iter()
         .find(|r| r.is_cxl(VFIO_REGION_SUBTYPE_CXL_COMP_REGS))
-        .map(|r| r.index);
-    let layout = discovery::discover(&regions, &config, info.as_ref(), &mut |offset| {
-        // Discovery finds the region before it reads from it.
-        let index = comp_regs.ok_or_else(|| "no COMP_REGS region".to_string())?;
-        host.read32(index, offset).map_err(|e| e.to_string())
-    })
+        .and_then(|r| host.region_info(r.index))
+        .map(|bytes| uapi::region_info_comp_regs_cap(&bytes))
+        .transpose()
+        .map_err(PassthroughError::DeviceInfo)?
+        .flatten();
+    let layout = discovery::discover_with(
+        &regions,
+        &config,
+        info.as_ref(),
+        comp_regs_cap,
+        &mut |index, offset| host.read32(index, offset).map_err(|e| e.to_string()),
+    )
     .map_err(PassthroughError::Discovery)?;
     Ok((layout, config))
 }
@@ -240,6 +263,7 @@ impl<H: HostDevice> Discovered<H> {
             memory_visible: true,
         };
         this.write_host_base()?;
+        this.keep_host_memory_enabled()?;
         Ok(this)
     }
 }
@@ -307,8 +331,11 @@ impl<H: HostDevice> Passthrough<H> {
         match &self.failure {
             Some(failure) => format!("unmapped: {}: {failure}", self.name),
             None => format!(
-                "mapped: {:#x} bytes at {:#x} in CXL fixed memory window {}",
-                self.layout.memory_size, self.window.base, self.window.index
+                "mapped: {:#x} bytes at {:#x} in CXL fixed memory window {}, host uAPI {}",
+                self.layout.memory_size,
+                self.window.base,
+                self.window.index,
+                self.layout.uapi.name()
             ),
         }
     }
@@ -337,7 +364,8 @@ impl<H: HostDevice> Passthrough<H> {
                     self.dvsec.reset();
                 }
                 self.write_host_base()
-            });
+            })
+            .and_then(|()| self.keep_host_memory_enabled());
         if kind == ResetKind::Cxl {
             let ok = outcome.is_ok();
             self.dvsec.set_reset_status(ok, !ok);
@@ -390,14 +418,48 @@ impl<H: HostDevice> Passthrough<H> {
         Ok(())
     }
 
+    /// Whether a config write of `len` bytes at `addr` covers the Command
+    /// register's Memory Space Enable bit.
+    pub const fn writes_memory_enable(addr: u32, len: u32) -> bool {
+        addr <= PCI_COMMAND && PCI_COMMAND < addr + len
+    }
+
+    /// A v4 host faults the memory mapping (a SIGBUS in QEMU) while the
+    /// function's Memory Space Enable is clear, and guests clear it (for
+    /// instance while sizing BARs).  CXL.mem is not gated by it (the DVSEC's
+    /// `Mem_Enable` governs HDM decode), so while the memory is mapped the
+    /// host's bit stays set whatever the guest writes; what the guest sees
+    /// of its Command register, and QEMU's BAR mappings, are vfio-pci's.
+    /// Call after realize, after every reset and after every guest write
+    /// that covers the bit.  Earlier postings do not gate: nothing to do.
+    pub fn keep_host_memory_enabled(&self) -> Result<(), PassthroughError> {
+        if self.layout.uapi != UapiVersion::V4 {
+            return Ok(());
+        }
+        let config = VFIO_PCI_CONFIG_REGION_INDEX;
+        let mut command = [0u8; 2];
+        let offset = u64::from(PCI_COMMAND);
+        self.host
+            .region_read(config, offset, &mut command)
+            .map_err(PassthroughError::HostMemoryEnable)?;
+        let value = u16::from_le_bytes(command);
+        if value & PCI_COMMAND_MEMORY == 0 {
+            let enabled = (value | PCI_COMMAND_MEMORY).to_le_bytes();
+            self.host
+                .region_write(config, offset, &enabled)
+                .map_err(PassthroughError::HostMemoryEnable)?;
+        }
+        Ok(())
+    }
+
     /// Guest read of the component block: the value, and the host access
     /// that failed, if one did (its dword then reads all ones).
     pub fn component_read(&self, offset: u64, size: u32) -> (u64, Option<HostAccessFailure>) {
-        let comp_regs = self.layout.comp_regs_region;
+        let region = self.guest.forward_region();
         let mut failure = None;
         let value = self.guest.read_via(offset, size, &mut |region_offset| {
             self.host
-                .read32(comp_regs, region_offset)
+                .read32(region, region_offset)
                 .unwrap_or_else(|error| {
                     failure = Some(HostAccessFailure {
                         region_offset,
@@ -418,12 +480,12 @@ impl<H: HostDevice> Passthrough<H> {
         size: u32,
         value: u64,
     ) -> Option<HostAccessFailure> {
-        let comp_regs = self.layout.comp_regs_region;
+        let region = self.guest.forward_region();
         let host = &self.host;
         let mut failure = None;
         self.guest
             .write_via(offset, size, value, &mut |region_offset, dword| {
-                if let Err(error) = host.write32(comp_regs, region_offset, dword) {
+                if let Err(error) = host.write32(region, region_offset, dword) {
                     failure = Some(HostAccessFailure {
                         region_offset,
                         error,

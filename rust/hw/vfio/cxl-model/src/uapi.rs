@@ -47,6 +47,17 @@ pub enum UapiVersion {
     V4,
 }
 
+impl UapiVersion {
+    /// How messages name the posting.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::V2 => "v2",
+            Self::V3 => "v3",
+            Self::V4 => "v4",
+        }
+    }
+}
+
 /// `vfio_device_info.flags` bit announcing a CXL device.
 pub const VFIO_DEVICE_FLAGS_CXL: u32 = 1 << 9;
 

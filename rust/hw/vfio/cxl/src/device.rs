@@ -14,7 +14,10 @@ use std::{
 
 use bql::{BqlCell, BqlRefCell};
 use common::uninit_field_mut;
-use cxl_model::{component::COMPONENT_BLOCK_SIZE, dvsec::DvsecWriteEffect, host_device::ResetKind};
+use cxl_model::{
+    component::COMPONENT_BLOCK_SIZE, dvsec::DvsecWriteEffect, host_device::ResetKind,
+    passthrough::Passthrough,
+};
 use hwcore::{bindings::MachineInitPhase, DeviceImpl, DeviceState, ResettablePhasesImpl};
 use qom::{prelude::*, ObjectImpl, ParentField, ParentInit};
 use system::{MemoryRegion, MemoryRegionOps, MemoryRegionOpsBuilder};
@@ -22,7 +25,7 @@ use util::{log::Log, log_mask_ln, Error, Result};
 
 use crate::{
     bindings,
-    host::migration_requested,
+    host::{migration_requested, QemuHost},
     memory::MappedMemory,
     passthrough::{CxlPassthrough, DeviceRefs, MIGRATION_REFUSAL},
     pci_class::{VfioCxlClass, VfioPci, VfioPciDevice, VfioSubclassImpl, VfioUserPci},
@@ -145,7 +148,13 @@ impl CxlState {
         let mut cxl = self.cxl.borrow_mut();
         let Some(passthrough) = cxl.as_mut().filter(|p| p.touches_dvsec(addr, len)) else {
             drop(cxl);
-            return parent(addr, value, len);
+            parent(addr, value, len);
+            if Passthrough::<QemuHost>::writes_memory_enable(addr, len) {
+                if let Some(passthrough) = self.cxl.borrow().as_ref() {
+                    passthrough.after_command_write();
+                }
+            }
+            return;
         };
         match passthrough.config_write(addr, value, len, parent) {
             DvsecWriteEffect::None => {}

@@ -84,6 +84,7 @@ impl CxlPassthrough {
         let host = unsafe { QemuHost::new(dev.vdev, dev.kernel_vfio) };
         let found = passthrough::discover(host).map_err(|e| refused(name, e))?;
         let layout = found.layout();
+        trace::trace_vfio_cxl_uapi(&cstring(layout.uapi.name()));
         trace::trace_vfio_cxl_discovered(
             layout.memory_region,
             layout.memory_size,
@@ -201,6 +202,14 @@ impl CxlPassthrough {
     pub fn component_write(&mut self, offset: u64, size: u32, value: u64) {
         trace::trace_vfio_cxl_component_write(offset, size, value);
         trace_host_failure(self.core.component_write(offset, size, value));
+    }
+
+    /// After a guest write that covers the Command register's Memory Space
+    /// Enable: see `Passthrough::keep_host_memory_enabled`.
+    pub fn after_command_write(&self) {
+        if let Err(e) = self.core.keep_host_memory_enabled() {
+            trace::trace_vfio_cxl_memory_enable_failed(&cstring(&describe(&e)));
+        }
     }
 
     /// See `Passthrough::strip_flr`.

@@ -26,7 +26,7 @@ const EXP_CAP: usize = 0x40;
 struct FakeHost {
     layout: TestHost,
     regs: RefCell<HostCompRegs>,
-    config: Vec<u8>,
+    config: RefCell<Vec<u8>>,
     resets: Cell<u32>,
     can_reset: bool,
     reset_fails: Cell<bool>,
@@ -50,7 +50,7 @@ impl FakeHost {
             regs: RefCell::new(layout.regs.clone()),
             regions: RefCell::new(layout.regions.clone()),
             layout,
-            config,
+            config: RefCell::new(config),
             resets: Cell::new(0),
             can_reset: true,
             reset_fails: Cell::new(false),
@@ -60,7 +60,12 @@ impl FakeHost {
     }
 
     fn comp_regs_index(&self) -> u32 {
-        self.layout.mem_index() ^ 0b11
+        self.layout.regs_index()
+    }
+
+    fn command(&self) -> u16 {
+        let c = self.config.borrow();
+        u16::from_le_bytes([c[4], c[5]])
     }
 
     fn shadow_dword(&self, block_offset: u64) -> u32 {
@@ -105,7 +110,17 @@ impl HostDevice for &FakeHost {
     fn region_read(&self, index: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         if index == VFIO_PCI_CONFIG_REGION_INDEX {
             let at = usize::try_from(offset).unwrap();
-            buf.copy_from_slice(&self.config[at..at + buf.len()]);
+            buf.copy_from_slice(&self.config.borrow()[at..at + buf.len()]);
+            return Ok(());
+        }
+        if index == u32::from(self.layout.blocks[0].bir) {
+            for (i, chunk) in buf.chunks_exact_mut(4).enumerate() {
+                let dword = self
+                    .layout
+                    .bar_dword(offset + 4 * i as u64)
+                    .map_err(|_| einval())?;
+                chunk.copy_from_slice(&dword.to_le_bytes());
+            }
             return Ok(());
         }
         if index != self.comp_regs_index() {
@@ -117,16 +132,23 @@ impl HostDevice for &FakeHost {
         self.regs
             .borrow()
             .read(offset, buf)
+            .map(drop)
             .map_err(|e| io::Error::from_raw_os_error(e.errno()))
     }
 
     fn region_write(&self, index: u32, offset: u64, data: &[u8]) -> io::Result<()> {
+        if index == VFIO_PCI_CONFIG_REGION_INDEX {
+            let at = usize::try_from(offset).unwrap();
+            self.config.borrow_mut()[at..at + data.len()].copy_from_slice(data);
+            return Ok(());
+        }
         if index != self.comp_regs_index() {
             return Err(einval());
         }
         self.regs
             .borrow_mut()
             .write(offset, data)
+            .map(drop)
             .map_err(|e| io::Error::from_raw_os_error(e.errno()))
     }
 
@@ -374,4 +396,41 @@ fn component_reads_when_the_host_fails_read_all_ones_and_say_so() {
         guest_decoder0(&p, DecoderRegister::BaseHi),
         (BASE >> 32) as u32
     );
+}
+
+#[test]
+fn v4_host_is_realized_with_forwarding_to_the_bar() {
+    let host = FakeHost::new(UapiVersion::V4, true);
+    let p = realize(&host);
+    assert_eq!(p.layout().uapi, UapiVersion::V4);
+    // The decoder the guest sees is at the window base, never the HPA.
+    assert_eq!(
+        guest_decoder0(&p, DecoderRegister::BaseHi),
+        (BASE >> 32) as u32
+    );
+    // RAS (block offset 0x1020) is read through the BAR.
+    assert_eq!(p.guest_component().forward_region(), 0);
+    let (ras, failure) = p.component_read(0x1020, 4);
+    assert!(failure.is_none());
+    assert_eq!(ras, u64::from(host.shadow_dword(0x1020)));
+}
+
+#[test]
+fn v4_host_memory_enable_stays_set_while_mapped() {
+    let host = FakeHost::new(UapiVersion::V4, true);
+    let mut p = realize(&host);
+    assert_ne!(host.command() & 2, 0, "set at realize");
+    // The guest clears it (vfio-pci forwards that), the core sets it again.
+    host.config.borrow_mut()[4] = 0;
+    assert!(Passthrough::<&FakeHost>::writes_memory_enable(4, 2));
+    assert!(!Passthrough::<&FakeHost>::writes_memory_enable(6, 2));
+    p.keep_host_memory_enabled().unwrap();
+    assert_ne!(host.command() & 2, 0);
+    host.config.borrow_mut()[4] = 0;
+    reset(&mut p, ResetKind::Flr).unwrap();
+    assert_ne!(host.command() & 2, 0, "set again after a reset");
+    // Earlier postings do not gate: the guest's value stays.
+    let v3 = FakeHost::new(UapiVersion::V3, true);
+    let _v3 = realize(&v3);
+    assert_eq!(v3.command() & 2, 0);
 }
