@@ -23,3 +23,10 @@ if [ -n "$ours" ]; then
     die "clippy reports $(echo "$ours" | wc -l) diagnostic(s) in the vfio-cxl crates"
 fi
 echo "clippy: no diagnostics in rust/hw/vfio/"
+
+# The crate's own manifest: rustdoc through cargo, from QEMU's workspace.
+(cd "$QEMU_SRC/rust" &&
+    MESON_BUILD_ROOT="$QEMU_BUILD" CARGO_TARGET_DIR="$VFIO_CXL_CACHE/target-qemu-rust" \
+    RUSTDOCFLAGS="-D warnings" cargo doc -q -p vfio-cxl --no-deps) ||
+    die "cargo doc -p vfio-cxl failed"
+echo "cargo doc: the device crate documents cleanly"

@@ -53,6 +53,11 @@ def replace_once(old, new):
 
 
 EDITS = {
+    # cargo's tools reach the device crate (and the model it uses) from
+    # QEMU's rust/ workspace, as they reach pl011.
+    "rust/Cargo.toml": [replace_once(
+        '    "hw/char/pl011",\n',
+        '    "hw/char/pl011",\n    "hw/vfio/cxl",\n    "hw/vfio/cxl-model",\n')],
     "rust/hw/meson.build": [append_line("subdir('vfio')")],
     "rust/hw/Kconfig": [append_line("source vfio/Kconfig")],
     "hw/vfio-user/pci.c": [vfio_user_pci_struct_to_header],

@@ -23,9 +23,9 @@ use crate::{
     host::QemuHost,
     memory::{ComponentOverlay, MappedMemory},
     topology::{self, CxlPort},
+    trace_events as trace,
 };
 
-::trace::include_trace!("rust_hw_vfio_cxl");
 
 /// Windows taken by realized devices, so that two devices never share one.
 static WINDOWS_IN_USE: BqlRefCell<Vec<usize>> = BqlRefCell::new(Vec::new());
