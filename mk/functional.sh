@@ -34,7 +34,9 @@ fi
 # python/ tree has it too) and pycotap (the TAP runner), from PyPI.
 py="$QEMU_BUILD/pyvenv/bin/python3"
 [ -x "$py" ] || die "no pyvenv in $QEMU_BUILD: run mk/build.sh first"
-export PYTHONPATH="$QEMU_SRC/python:$QEMU_SRC/tests/functional"
+# The project's own helpers (vfio_cxl_*.py) first: the overlay in $QEMU_SRC
+# may link those of another checkout.
+export PYTHONPATH="$PROJECT_ROOT/tests/functional:$QEMU_SRC/python:$QEMU_SRC/tests/functional"
 if ! "$py" -c 'import pycotap, qemu.qmp, qemu.machine' 2>/dev/null; then
     say "Installing the functional tests' Python packages into $QEMU_BUILD/pyvenv"
     "$py" -m pip install -q --disable-pip-version-check 'pycotap>=1.1.0' 'qemu.qmp>=0.0.3' ||
