@@ -16,19 +16,12 @@ start=$(date +%s)
 
 "$PROJECT_ROOT/mk/guest-image.sh"
 
-say "Building the simulator"
-(cd "$PROJECT_ROOT" && cargo build -q -p vfio-user-cxl-sim) || die "building vfio-user-cxl-sim failed"
-sim="$CARGO_TARGET_DIR/debug/vfio-user-cxl-sim"
-[ -x "$sim" ] || die "no simulator at $sim"
-
-qemu="$QEMU_BUILD/qemu-system-x86_64"
-[ -x "$qemu" ] || die "no QEMU at $qemu: run mk/build.sh first"
+build_simulator
+sim=$SIM
 [ -f "$QEMU_SRC/tests/functional/qemu_test/__init__.py" ] ||
     die "no QEMU functional test framework in $QEMU_SRC: run mk/build.sh first"
-if pgrep -x ninja >/dev/null; then
-    say "Waiting for a running ninja to finish (it may be relinking QEMU)"
-    while pgrep -x ninja >/dev/null; do sleep 2; done
-fi
+need_built_qemu
+qemu=$QEMU_BIN
 
 # The framework runs in the build's pyvenv and needs qemu.qmp (QEMU's
 # python/ tree has it too) and pycotap (the TAP runner), from PyPI.

@@ -46,6 +46,17 @@ def num(value):
     return int(value.split()[0], 0)
 
 
+def guest_image():
+    """The guest kernel and initramfs (mk/guest-image.sh): from
+    VFIO_CXL_KERNEL and VFIO_CXL_INITRD, else from the cache."""
+    cache = os.environ.get('VFIO_CXL_CACHE') or \
+        os.path.expanduser('~/.cache/vfio-cxl')
+    return (os.environ.get('VFIO_CXL_KERNEL') or
+            os.path.join(cache, 'guest', 'vmlinuz'),
+            os.environ.get('VFIO_CXL_INITRD') or
+            os.path.join(cache, 'guest', 'initramfs.cpio.gz'))
+
+
 def sim_control(path, command, timeout=20):
     """Sends one command to the simulator's control socket and returns its
     JSON answer (one line in, one line out)."""
@@ -124,6 +135,20 @@ class Simulator:
 
     def control(self, command):
         return sim_control(self.ctl, command)
+
+    def takes_new_client(self, timeout=10):
+        """Whether the simulator accepts a new client within @timeout s.
+        It serves one client at a time, so this shows that the previous
+        one (QEMU) has let go of its connection."""
+        before = self.control('stats')['connections']
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(self.sock)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.control('stats')['connections'] > before:
+                    return True
+                time.sleep(0.05)
+        return False
 
     def memory(self, off, length):
         with open(self.mem, 'rb') as f:

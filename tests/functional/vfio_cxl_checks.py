@@ -126,8 +126,8 @@ class GuestReportChecks:
                              f'a guest write to locked decoder 0 {reg} '
                              f'stuck: {r[f"hdm_write.{reg}.stuck"]}')
 
-        self.check_cxl_core(r, '', win_base, win_size)
-        self.check_host_bridge(r, win_base, win_size, hb_hdm)
+        hb_port = self.check_cxl_core(r, '', win_base, win_size)
+        self.check_host_bridge(r, win_base, win_size, hb_hdm, hb_port)
 
         # The guest's writes are in device memory, at the same offsets.
         self.assertEqual(num(r['mem.base']), win_base)
@@ -168,7 +168,7 @@ class GuestReportChecks:
                          'the simulator did not see exactly one reset')
         self.assertEqual(after['reset_failures'], 0)
 
-    def check_host_bridge(self, r, win_base, win_size, hb_hdm):
+    def check_host_bridge(self, r, win_base, win_size, hb_hdm, hb_port):
         """The ACPI CEDT names the host bridge that the window targets; its
         component registers (read by the guest through /dev/mem, since 6.1
         shows no host-bridge decoder for a single root port) either have
@@ -178,7 +178,7 @@ class GuestReportChecks:
                       r['cedt.cfmws.0'])
         self.assertEqual(r['hb.uid'], r['cxl.decoder0.0.target_list'])
         port = num(r['root_port.port_number'])
-        self.assertEqual(r.get(f'cxl.port1.dport{port}'),
+        self.assertEqual(r.get(f'cxl.{hb_port}.dport{port}'),
                          r['device.sysfs'].split('/')[-2],
                          'the CXL core names the root port by another id')
         if not hb_hdm:
@@ -209,7 +209,9 @@ class GuestReportChecks:
         bridge's port with the device's root port as its dport.  (6.1 sets
         up a pass-through decoder for a single-dport host bridge and does
         not bind an endpoint for a device that is not a CXL memory
-        device, so the path ends at the root port.)"""
+        device, so the path ends at the root port.)  Returns the host
+        bridge's port (which of port1, port2... depends on the order the
+        CXL core found the host bridges in)."""
         cxl = {k[len(prefix) + 4:]: v for k, v in r.items()
                if k.startswith(prefix + 'cxl.')}
         devices = cxl['devices'].split(',')
@@ -242,3 +244,4 @@ class GuestReportChecks:
                  f'{cxl[f"{root}.size"]} -> root0.dport{targets[0]} = '
                  f'{bridge} -> {ports[0]}.dport = {parent} -> '
                  f'{r["device"]}')
+        return ports[0]

@@ -29,7 +29,8 @@ import unittest
 
 from qemu_test import QemuSystemTest
 
-from vfio_cxl_boot import HOST_LEN, HOST_OFF, Simulator, qemu_args
+from vfio_cxl_boot import (HOST_LEN, HOST_OFF, Simulator, guest_image,
+                           qemu_args)
 from vfio_cxl_checks import GuestReportChecks
 
 BOOT_TIMEOUT = 420
@@ -44,12 +45,7 @@ class VfioCxlGuest(GuestReportChecks, QemuSystemTest):
         print(f'# {msg}', file=sys.stderr, flush=True)
 
     def inputs(self):
-        cache = os.environ.get('VFIO_CXL_CACHE') or \
-            os.path.expanduser('~/.cache/vfio-cxl')
-        kernel = os.environ.get('VFIO_CXL_KERNEL') or \
-            os.path.join(cache, 'guest', 'vmlinuz')
-        initrd = os.environ.get('VFIO_CXL_INITRD') or \
-            os.path.join(cache, 'guest', 'initramfs.cpio.gz')
+        kernel, initrd = guest_image()
         sim = os.environ.get('VFIO_CXL_SIM')
         for what, path in (('guest kernel', kernel), ('initramfs', initrd)):
             if not os.path.isfile(path):
