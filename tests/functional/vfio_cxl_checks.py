@@ -50,7 +50,8 @@ class GuestReportChecks:
             r'cxl-fixed-memory-region', mtree)]
         self.assertNotEqual(windows, [],
                             'no cxl-fixed-memory-region in info mtree')
-        holding = [w for w in windows if w[0] <= int(ramd.group(1), 16) <= w[1]]
+        mem_start = int(ramd.group(1), 16)
+        holding = [w for w in windows if w[0] <= mem_start <= w[1]]
         start, end = holding[0] if holding else windows[0]
         self.log.info('mtree: window %x-%x, device memory %s', start, end,
                       ramd.group(0))
