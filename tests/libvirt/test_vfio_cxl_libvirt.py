@@ -354,8 +354,8 @@ class LibvirtDomain(GuestReportChecks, unittest.TestCase):
                  bus=HOTPLUG_BUS, socket={'type': 'unix', 'path': sim1.sock})
         status = self.cxl_status(HOTPLUG_ID)
         self.say(f'{HOTPLUG_ID} cxl-status after device_add: {status}')
-        m = re.fullmatch(rf'mapped: {MEM_SIZE:#x} bytes at (0x[0-9a-f]+) in '
-                         r'CXL fixed memory window 1', status)
+        m = re.match(rf'mapped: {MEM_SIZE:#x} bytes at (0x[0-9a-f]+) in '
+                     r'CXL fixed memory window 1\b', status)
         self.assertIsNotNone(m, status)
         base = int(m.group(1), 16)
 
