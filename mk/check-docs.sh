@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Check the user documentation of the device:
-#  1. the libvirt example against libvirt's domain schema (virt-xml-validate,
+#  1. the libvirt examples against libvirt's domain schema (virt-xml-validate,
 #     Debian package libvirt-clients; it runs xmllint from libxml2-utils and
 #     reads the schemas shipped by libvirt0);
 #  2. the rST page with docutils, strictly: any warning or error fails.
@@ -22,7 +22,9 @@ source "$(dirname "$0")/env.sh"
 
 DOCS="$PROJECT_ROOT/docs/system/devices"
 RST="$DOCS/vfio-cxl.rst"
-XML="$DOCS/vfio-cxl-libvirt.xml"
+# The kernel-VFIO example (validated only) and the vfio-user one (which
+# mk/libvirt.sh also runs).
+XMLS=("$DOCS/vfio-cxl-libvirt.xml" "$DOCS/vfio-cxl-libvirt-vfio-user.xml")
 PY=/usr/bin/python3
 
 ensure_debs docs libvirt-clients libxml2-utils python3 python3-docutils python3-sphinx
@@ -41,8 +43,10 @@ check() {    # name command...
 
 # 1. The libvirt domain XML.  The schema name is given: without it the
 # script guesses it from the root element.
-check "$(basename "$XML"): libvirt domain schema ($(virt-xml-validate --version | awk '{print $NF}'))" \
-    virt-xml-validate "$XML" domain
+for xml in "${XMLS[@]}"; do
+    check "$(basename "$xml"): libvirt domain schema ($(virt-xml-validate --version | awk '{print $NF}'))" \
+        virt-xml-validate "$xml" domain
+done
 
 # 2. docutils, strict.
 docutils_check() {
@@ -151,7 +155,7 @@ sphinx_check() {
     local tmp rc
     tmp=$(mktemp -d)
     mkdir -p "$tmp/src/devices"
-    cp "$RST" "$XML" "$tmp/src/devices/"
+    cp "$RST" "${XMLS[@]}" "$tmp/src/devices/"
     cat > "$tmp/src/conf.py" <<'EOF'
 # The settings of QEMU's docs/conf.py that affect a single page.
 project = 'QEMU'

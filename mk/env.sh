@@ -44,3 +44,22 @@ ensure_debs() {    # WHAT PACKAGE...
           "${missing[@]}"; } > "$log" 2>&1 ||
         { tail -n 20 "$log"; die "apt-get install ${missing[*]} failed (log: $log)"; }
 }
+
+# Build the simulator from this tree; sets SIM to its path.
+build_simulator() {
+    say "Building the simulator"
+    (cd "$PROJECT_ROOT" && cargo build -q -p vfio-user-cxl-sim) || die "building vfio-user-cxl-sim failed"
+    SIM="$CARGO_TARGET_DIR/debug/vfio-user-cxl-sim"
+    [ -x "$SIM" ] || die "no simulator at $SIM"
+}
+
+# Check that QEMU is built and wait for a running ninja (it may be
+# relinking it); sets QEMU_BIN to the binary.
+need_built_qemu() {
+    QEMU_BIN="$QEMU_BUILD/qemu-system-x86_64"
+    [ -x "$QEMU_BIN" ] || die "no QEMU at $QEMU_BIN: run mk/build.sh first"
+    if pgrep -x ninja >/dev/null; then
+        say "Waiting for a running ninja to finish (it may be relinking QEMU)"
+        while pgrep -x ninja >/dev/null; do sleep 2; done
+    fi
+}

@@ -16,25 +16,20 @@ start=$(date +%s)
 
 "$PROJECT_ROOT/mk/guest-image.sh"
 
-say "Building the simulator"
-(cd "$PROJECT_ROOT" && cargo build -q -p vfio-user-cxl-sim) || die "building vfio-user-cxl-sim failed"
-sim="$CARGO_TARGET_DIR/debug/vfio-user-cxl-sim"
-[ -x "$sim" ] || die "no simulator at $sim"
-
-qemu="$QEMU_BUILD/qemu-system-x86_64"
-[ -x "$qemu" ] || die "no QEMU at $qemu: run mk/build.sh first"
+build_simulator
+sim=$SIM
 [ -f "$QEMU_SRC/tests/functional/qemu_test/__init__.py" ] ||
     die "no QEMU functional test framework in $QEMU_SRC: run mk/build.sh first"
-if pgrep -x ninja >/dev/null; then
-    say "Waiting for a running ninja to finish (it may be relinking QEMU)"
-    while pgrep -x ninja >/dev/null; do sleep 2; done
-fi
+need_built_qemu
+qemu=$QEMU_BIN
 
 # The framework runs in the build's pyvenv and needs qemu.qmp (QEMU's
 # python/ tree has it too) and pycotap (the TAP runner), from PyPI.
 py="$QEMU_BUILD/pyvenv/bin/python3"
 [ -x "$py" ] || die "no pyvenv in $QEMU_BUILD: run mk/build.sh first"
-export PYTHONPATH="$QEMU_SRC/python:$QEMU_SRC/tests/functional"
+# The project's own helpers (vfio_cxl_*.py) first: the overlay in $QEMU_SRC
+# may link those of another checkout.
+export PYTHONPATH="$PROJECT_ROOT/tests/functional:$QEMU_SRC/python:$QEMU_SRC/tests/functional"
 if ! "$py" -c 'import pycotap, qemu.qmp, qemu.machine' 2>/dev/null; then
     say "Installing the functional tests' Python packages into $QEMU_BUILD/pyvenv"
     "$py" -m pip install -q --disable-pip-version-check 'pycotap>=1.1.0' 'qemu.qmp>=0.0.3' ||

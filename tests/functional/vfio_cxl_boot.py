@@ -4,7 +4,10 @@ functional test (x86_64/test_vfio_cxl.py) and the README's demo
 guest data against device memory."""
 
 import json
+import os
 import socket
+import subprocess
+import time
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -43,6 +46,17 @@ def num(value):
     return int(value.split()[0], 0)
 
 
+def guest_image():
+    """The guest kernel and initramfs (mk/guest-image.sh): from
+    VFIO_CXL_KERNEL and VFIO_CXL_INITRD, else from the cache."""
+    cache = os.environ.get('VFIO_CXL_CACHE') or \
+        os.path.expanduser('~/.cache/vfio-cxl')
+    return (os.environ.get('VFIO_CXL_KERNEL') or
+            os.path.join(cache, 'guest', 'vmlinuz'),
+            os.environ.get('VFIO_CXL_INITRD') or
+            os.path.join(cache, 'guest', 'initramfs.cpio.gz'))
+
+
 def sim_control(path, command, timeout=20):
     """Sends one command to the simulator's control socket and returns its
     JSON answer (one line in, one line out)."""
@@ -57,6 +71,89 @@ def sim_control(path, command, timeout=20):
                 break
             reply += chunk
     return json.loads(reply)
+
+
+class Simulator:
+    """One vfio-user-cxl-sim process serving a device at @directory/sock,
+    with its control socket (ctl) and device memory file (mem) beside it;
+    its output goes to @log_path."""
+
+    def __init__(self, binary, directory, log_path, uapi='v3'):
+        self.binary, self.log_path, self.uapi = binary, log_path, uapi
+        self.sock = os.path.join(directory, 'sock')
+        self.ctl = os.path.join(directory, 'ctl')
+        self.mem = os.path.join(directory, 'mem')
+        self.proc = None
+        self.log = None
+
+    def start(self, timeout=20):
+        """Starts it and waits until it listens; raises RuntimeError (with
+        its output) if it exits or does not listen in @timeout s."""
+        self.log = open(self.log_path, 'w')
+        self.proc = subprocess.Popen(
+            [self.binary, '--socket', self.sock, '--control', self.ctl,
+             '--memory-file', self.mem, '--memory-size', f'{MEM_SIZE // MiB}M',
+             '--uapi', self.uapi],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.output()
+            if 'listening on' in out:
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f'the simulator exited with '
+                                   f'{self.proc.returncode}: {out}')
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'the simulator did not listen in '
+                                   f'{timeout} s: {out}')
+            time.sleep(0.05)
+
+    def stop(self):
+        """Stops it (by its PID) if it runs; safe to call twice."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log is not None:
+            self.log.close()
+
+    def output(self):
+        if self.log is not None and not self.log.closed:
+            self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def gone(self):
+        """Why the simulator is not there any more, or None."""
+        if self.proc.poll() is None:
+            return None
+        return f'the simulator exited with status {self.proc.returncode}' \
+            f' (its log: {self.output().strip()!r})'
+
+    def control(self, command):
+        return sim_control(self.ctl, command)
+
+    def takes_new_client(self, timeout=10):
+        """Whether the simulator accepts a new client within @timeout s.
+        It serves one client at a time, so this shows that the previous
+        one (QEMU) has let go of its connection."""
+        before = self.control('stats')['connections']
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(self.sock)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.control('stats')['connections'] > before:
+                    return True
+                time.sleep(0.05)
+        return False
+
+    def memory(self, off, length):
+        with open(self.mem, 'rb') as f:
+            f.seek(off)
+            return f.read(length)
 
 
 def qemu_args(accel, sock, kernel, initrd, hb_hdm=False):
