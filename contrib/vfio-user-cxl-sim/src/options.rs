@@ -10,6 +10,19 @@ use std::path::PathBuf;
 pub enum Uapi {
     V2,
     V3,
+    V4,
+}
+
+/// Which v4-era tree's region type the CXL regions carry
+/// (`--v4-region-type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum V4RegionType {
+    /// The newest tree: the PCI vendor type with the CXL vendor ID
+    /// (0x80001E98), as v2 and v3.
+    #[default]
+    Vendor,
+    /// The earlier tree: `VFIO_REGION_TYPE_CXL` = 4.
+    Early,
 }
 
 /// Deliberately broken hosts, one symptom each (`--fault NAME`).
@@ -28,6 +41,9 @@ pub struct Faults {
     /// `VFIO_USER_DEVICE_RESET` fails with EIO, and so does the reset an
     /// FLR written to Device Control starts (the write itself succeeds).
     pub reset_fails: bool,
+    /// v4: the CXL reset the kernel runs when the device is opened fails,
+    /// so every connection is closed at once.
+    pub open_reset_fails: bool,
     /// Each connection is closed after this many messages.
     pub drop_after: Option<u64>,
 }
@@ -42,6 +58,7 @@ impl Faults {
             "cap-chain-loop" => self.cap_chain_loop = true,
             "memory-smaller-than-decoder" => self.memory_smaller_than_decoder = true,
             "reset-fails" => self.reset_fails = true,
+            "open-reset-fails" => self.open_reset_fails = true,
             _ => {
                 let n = name
                     .strip_prefix("drop-after=")
@@ -58,6 +75,8 @@ impl Faults {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceOptions {
     pub uapi: Uapi,
+    /// v4 only: the region type of the CXL regions.
+    pub v4_region_type: V4RegionType,
     /// Size of the device memory (and of decoder 0).
     pub memory_size: u64,
     /// Host physical base address reported in decoder 0.
@@ -78,6 +97,7 @@ impl Default for DeviceOptions {
     fn default() -> Self {
         Self {
             uapi: Uapi::V3,
+            v4_region_type: V4RegionType::Vendor,
             memory_size: DEFAULT_MEMORY_SIZE,
             hpa: DEFAULT_HPA,
             committed: true,
@@ -131,9 +151,13 @@ Options:
                          sparsely, kept on exit); default: an anonymous memfd
   --hpa ADDR             host physical base in decoder 0 (default 0x1000000000,
                          256M aligned)
-  --uapi v2|v3           kernel series to reproduce (default v3):
+  --uapi v2|v3|v4        kernel series to reproduce (default v3):
                            v3: COMP_REGS = region 9, memory = region 10
-                           v2: memory = region 9, COMP_REGS = region 10
+                           v2, v4: memory = region 9, COMP_REGS = region 10
+  --v4-region-type vendor|early
+                         v4 region type of the CXL regions (default vendor):
+                           vendor: 0x80001E98 (newest v4 tree)
+                           early: 4 (earlier v4 tree's VFIO_REGION_TYPE_CXL)
   --decoder committed|uncommitted
                          decoder 0 state left by host firmware (default
                          committed)
@@ -145,6 +169,9 @@ Options:
       memory-smaller-than-decoder  memory region half of decoder 0's size
       reset-fails                  DEVICE_RESET replies EIO; an FLR
                                    written to Device Control fails too
+                                   (v4: and the DVSEC CXL Reset, RST_ERR)
+      open-reset-fails             v4: the reset at open fails, so each
+                                   connection is closed at once
       drop-after=N                 close each connection after N messages
   -v, --verbose          log every message to stderr
   -h, --help             show this help
@@ -158,7 +185,9 @@ size) and 0x20000-0x3ffff (scratch).
 Control socket (one command per line, one JSON object per reply line):
   stats                  counters: resets, dma_maps, dma_unmaps,
                          comp_regs_writes, config_writes, connections,
-                         messages, ...
+                         messages, memory_clears, gated_accesses,
+                         hdm_bar_accesses, ...
+  state                  memory_accessible, memory_enable (v4 gating)
   config-read OFF LEN    config bytes as the host presents them (hex)
   comp-regs-read OFF     host shadow dword at COMP_REGS region offset OFF
   mem-read OFF LEN       device memory bytes (hex)
@@ -226,10 +255,18 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, UsageErr
             "--memory-size" => o.device.memory_size = parse_size(&value("a size")?).map_err(bad)?,
             "--hpa" => o.device.hpa = parse_number(&value("an address")?).map_err(bad)?,
             "--uapi" => {
-                o.device.uapi = match value("v2 or v3")?.as_str() {
+                o.device.uapi = match value("v2, v3 or v4")?.as_str() {
                     "v2" => Uapi::V2,
                     "v3" => Uapi::V3,
-                    v => return Err(bad(format!("'{v}' is not v2 or v3"))),
+                    "v4" => Uapi::V4,
+                    v => return Err(bad(format!("'{v}' is not v2, v3 or v4"))),
+                }
+            }
+            "--v4-region-type" => {
+                o.device.v4_region_type = match value("vendor or early")?.as_str() {
+                    "vendor" => V4RegionType::Vendor,
+                    "early" => V4RegionType::Early,
+                    v => return Err(bad(format!("'{v}' is not vendor or early"))),
                 }
             }
             "--decoder" => {

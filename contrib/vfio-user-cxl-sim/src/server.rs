@@ -108,7 +108,13 @@ impl Simulator {
     /// Runs one client connection to its end.
     pub fn serve_connection(&self, sock: &UnixStream) -> io::Result<()> {
         Stats::bump(&self.stats.connections);
-        self.device().power_on()?;
+        self.device().open()?;
+        let served = self.serve_messages(sock);
+        self.device().close();
+        served
+    }
+
+    fn serve_messages(&self, sock: &UnixStream) -> io::Result<()> {
         let drop_after = self.device().options().faults.drop_after;
         let mut negotiated = false;
         let mut count: u64 = 0;
@@ -320,8 +326,13 @@ fn dispatch<'a>(
                 return Err(Errno::EINVAL);
             }
             let mut buf = vec![0u8; req.count as usize];
-            dev.region_read(req.region, req.offset, &mut buf)?;
-            let mut payload = req.encode();
+            let n = dev.region_read(req.region, req.offset, &mut buf)?;
+            buf.truncate(n);
+            let done = RegionAccess {
+                count: n as u32,
+                ..req
+            };
+            let mut payload = done.encode();
             payload.extend_from_slice(&buf);
             Ok(Reply::data(payload))
         }
@@ -331,8 +342,12 @@ fn dispatch<'a>(
             if u64::from(req.count) > MAX_DATA_XFER || data.len() < req.count as usize {
                 return Err(Errno::EINVAL);
             }
-            dev.region_write(req.region, req.offset, &data[..req.count as usize])?;
-            Ok(Reply::data(req.encode()))
+            let n = dev.region_write(req.region, req.offset, &data[..req.count as usize])?;
+            let done = RegionAccess {
+                count: n as u32,
+                ..req
+            };
+            Ok(Reply::data(done.encode()))
         }
         cmd::DMA_MAP => {
             let req = DmaMap::parse(p).map_err(proto_err)?;
