@@ -190,9 +190,7 @@ impl CxlHost {
         let effect = self
             .dvsec
             .write(u16::try_from(offset).unwrap_or(u16::MAX), data);
-        if effect == DvsecWriteEffect::CxlResetRequested
-            && self.regs.version() == UapiVersion::V2
-        {
+        if effect == DvsecWriteEffect::CxlResetRequested && self.regs.version() == UapiVersion::V2 {
             self.dvsec.set_reset_status(true, false);
         }
         effect
