@@ -4,7 +4,7 @@
 //!
 //! Protocol: one command per line in, one JSON object per line out.
 //! Every reply has `"ok"`: true or false (then `"error"` says why).
-//! Commands are listed in [`crate::options::HELP`].
+//! Commands are listed in [`crate::options::AFTER_HELP`].
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
