@@ -23,7 +23,7 @@ use cxl_model::uapi::{
 };
 
 use crate::options::{DeviceOptions, Uapi, V4RegionType};
-use crate::protocol::RegionInfo;
+use crate::protocol::REGION_INFO_SIZE;
 
 /// Subtype of the memory region.
 pub const SUBTYPE_MEMORY: u32 = VFIO_REGION_SUBTYPE_CXL;
@@ -208,7 +208,7 @@ pub fn sparse_mmap_caps(areas: &[(u64, u64)]) -> Vec<u8> {
     let cap = SparseMmapCap {
         areas: areas.iter().copied().filter(|&(_, s)| s != 0).collect(),
     };
-    encode_cap_chain(RegionInfo::SIZE, &[cap.encode(0)])
+    encode_cap_chain(REGION_INFO_SIZE, &[cap.encode(0)])
 }
 
 /// A CXL region's capability chain: the region type capability of type
@@ -219,9 +219,9 @@ pub fn region_type_caps(ty: u32, subtype: u32, more: Option<CompRegsCap>, looped
     let cap = RegionTypeCap { ty, subtype };
     let mut caps = vec![cap.encode(0)];
     caps.extend(more.map(|m| m.encode(0)));
-    let mut chain = encode_cap_chain(RegionInfo::SIZE, &caps);
+    let mut chain = encode_cap_chain(REGION_INFO_SIZE, &caps);
     if looped {
-        chain[4..8].copy_from_slice(&RegionInfo::SIZE.to_le_bytes());
+        chain[4..8].copy_from_slice(&REGION_INFO_SIZE.to_le_bytes());
     }
     chain
 }

@@ -23,8 +23,9 @@ use crate::device::{Device, NUM_IRQS, NUM_REGIONS};
 use crate::memory::Backing;
 use crate::options::Options;
 use crate::protocol::{
-    cmd, flags, DeviceInfo, DmaMap, DmaUnmap, Header, IrqInfo, IrqSet, RegionAccess, RegionInfo,
-    Version, VERSION_MAJOR, VERSION_MINOR,
+    cmd, encode_region_info, flags, parse_region_info, DeviceInfo, DmaMap, DmaUnmap, Header,
+    IrqInfo, IrqSet, RegionAccess, RegionInfo, Version, REGION_INFO_SIZE, VERSION_MAJOR,
+    VERSION_MINOR,
 };
 use crate::wire::{self, Message, MAX_FDS};
 
@@ -250,12 +251,12 @@ fn version_reply(payload: &[u8]) -> Result<Vec<u8>, Errno> {
 /// `cap_offset` = 32 (= the client's `argsz`, pointing at no capability
 /// bytes), which QEMU accepts and then retries with the larger `argsz`.
 fn region_info_reply<'a>(dev: &'a Device, req: &RegionInfo) -> Result<Reply<'a>, Errno> {
-    if req.argsz < RegionInfo::SIZE {
+    if req.argsz < REGION_INFO_SIZE {
         return Err(Errno::EINVAL);
     }
     let desc = dev.region_info(req.index)?;
     let mut info = RegionInfo {
-        argsz: RegionInfo::SIZE,
+        argsz: REGION_INFO_SIZE,
         flags: desc.flags,
         index: req.index,
         cap_offset: 0,
@@ -264,15 +265,15 @@ fn region_info_reply<'a>(dev: &'a Device, req: &RegionInfo) -> Result<Reply<'a>,
     };
     let mut tail = Vec::new();
     if !desc.caps.is_empty() {
-        let needed = RegionInfo::SIZE + desc.caps.len() as u32;
+        let needed = REGION_INFO_SIZE + desc.caps.len() as u32;
         info.flags |= VFIO_REGION_INFO_FLAG_CAPS;
         info.argsz = needed;
-        info.cap_offset = RegionInfo::SIZE;
+        info.cap_offset = REGION_INFO_SIZE;
         if req.argsz >= needed {
             tail = desc.caps;
         }
     }
-    let mut payload = info.encode();
+    let mut payload = encode_region_info(&info);
     payload.extend_from_slice(&tail);
     Ok(Reply {
         payload,
@@ -305,7 +306,7 @@ fn dispatch<'a>(
             Ok(Reply::data(info.encode()))
         }
         cmd::DEVICE_GET_REGION_INFO => {
-            let req = RegionInfo::parse(p).map_err(proto_err)?;
+            let req = parse_region_info(p).map_err(proto_err)?;
             region_info_reply(dev, &req)
         }
         cmd::DEVICE_GET_IRQ_INFO => {
