@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 
-//! Measures start-up time for 1 GiB and 1 TiB of device memory and the
-//! `VFIO_USER_REGION_READ` round-trip rate, side by side.
+//! Measures start-up time for 1 GiB and 1 TiB of device memory, the
+//! `VFIO_USER_REGION_READ` round-trip rate, and (v4) the time to gate and
+//! ungate the memory with nothing, 16 MiB and 256 MiB written, side by
+//! side.
 //!
 //! `cargo run --release -p vfio-user-cxl-sim --example bench`
 //!
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vfio_user_cxl_sim::client::Client;
+use vfio_user_cxl_sim::memory::Backing;
 use vfio_user_cxl_sim::options::{DeviceOptions, Options};
 use vfio_user_cxl_sim::server::{bind_socket, Simulator};
 
@@ -93,8 +96,34 @@ fn rate(c: &mut Client, region: u32, offset: u64, count: u32, n: u32) -> f64 {
     f64::from(n) / t.elapsed().as_secs_f64()
 }
 
+/// Median time of one `hide` + `show` of a 1 GiB memfd with `written`
+/// bytes allocated (what a v4 Memory Space Enable toggle costs).
+fn gate_toggle(written: u64) -> Duration {
+    let mut b = Backing::anonymous("bench-gate", 1 << 30).unwrap();
+    let chunk = vec![0x5Au8; 1 << 20];
+    for at in (0..written).step_by(chunk.len()) {
+        b.write(at, &chunk).unwrap();
+    }
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            b.hide().unwrap();
+            b.show().unwrap();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
 fn main() {
     let dir = scratch();
+    println!(
+        "v4 memory gate (hide + show, 1 GiB memfd, median of 5): 0 MiB written {:?} | 16 MiB {:?} | 256 MiB {:?}",
+        gate_toggle(0),
+        gate_toggle(16 << 20),
+        gate_toggle(256 << 20)
+    );
     let (g, gb) = startup_in_process(&dir, "1g", 1 << 30);
     let (t, tb) = startup_in_process(&dir, "1t", 1 << 40);
     println!("start-up (in-process, median of 5): 1 GiB {g:?} ({gb} bytes allocated) | 1 TiB {t:?} ({tb} bytes allocated)");

@@ -18,8 +18,8 @@ use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 use serde_json::{json, Value};
 
 use crate::protocol::{
-    cmd, flags, DeviceInfo, DmaMap, DmaUnmap, Header, IrqInfo, IrqSet, RegionAccess, RegionInfo,
-    Version,
+    cmd, encode_region_info, flags, parse_region_info, DeviceInfo, DmaMap, DmaUnmap, Header,
+    IrqInfo, IrqSet, RegionAccess, RegionInfo, Version, REGION_INFO_SIZE,
 };
 use crate::wire;
 
@@ -203,8 +203,8 @@ impl Client {
             index,
             ..RegionInfo::default()
         };
-        let mut payload = req.encode();
-        payload.resize(argsz.max(RegionInfo::SIZE) as usize, 0);
+        let mut payload = encode_region_info(&req);
+        payload.resize(argsz.max(REGION_INFO_SIZE) as usize, 0);
         let mut r = self.request(cmd::DEVICE_GET_REGION_INFO, &payload, &[])?;
         if r.payload.len() > argsz as usize {
             return Err(ClientError::Protocol(format!(
@@ -216,7 +216,7 @@ impl Client {
             return Err(ClientError::Protocol("more than one fd".into()));
         }
         Ok(RegionReply {
-            info: RegionInfo::parse(&r.payload)?,
+            info: parse_region_info(&r.payload)?,
             raw: r.payload,
             fd: r.fds.pop(),
         })
@@ -225,8 +225,8 @@ impl Client {
     /// Region info as QEMU gets it: ask with the bare structure, then
     /// again with the `argsz` the server asked for.
     pub fn region_info(&mut self, index: u32) -> Result<RegionReply> {
-        let first = self.region_info_argsz(index, RegionInfo::SIZE)?;
-        if first.info.argsz > RegionInfo::SIZE {
+        let first = self.region_info_argsz(index, REGION_INFO_SIZE)?;
+        if first.info.argsz > REGION_INFO_SIZE {
             self.region_info_argsz(index, first.info.argsz)
         } else {
             Ok(first)

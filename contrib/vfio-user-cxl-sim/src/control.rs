@@ -4,7 +4,7 @@
 //!
 //! Protocol: one command per line in, one JSON object per line out.
 //! Every reply has `"ok"`: true or false (then `"error"` says why).
-//! Commands are listed in [`crate::options::HELP`].
+//! Commands are listed in [`crate::options::AFTER_HELP`].
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -32,6 +32,16 @@ pub struct Stats {
     pub irq_sets: AtomicU64,
     pub cxl_resets: AtomicU64,
     pub cache_wbis: AtomicU64,
+    /// v4: memory region reads/writes refused (EIO) while the host gates
+    /// the memory.
+    pub gated_accesses: AtomicU64,
+    /// v4: CXL resets that cleared the device memory.
+    pub memory_clears: AtomicU64,
+    /// v4: times the memory was hidden from or shown to mappings.
+    pub memory_gate_changes: AtomicU64,
+    /// v4: raw BAR accesses touching the HDM decoder block (reads all
+    /// ones, writes dropped).
+    pub hdm_bar_accesses: AtomicU64,
 }
 
 impl Stats {
@@ -55,6 +65,10 @@ impl Stats {
             "irq_sets": g(&self.irq_sets),
             "cxl_resets": g(&self.cxl_resets),
             "cache_wbis": g(&self.cache_wbis),
+            "gated_accesses": g(&self.gated_accesses),
+            "memory_clears": g(&self.memory_clears),
+            "memory_gate_changes": g(&self.memory_gate_changes),
+            "hdm_bar_accesses": g(&self.hdm_bar_accesses),
         })
     }
 
@@ -120,8 +134,9 @@ pub fn execute(sim: &Simulator, line: &str) -> Value {
     let words: Vec<&str> = line.split_whitespace().collect();
     let result: Result<Value, String> = match words.first().copied() {
         Some("stats") => Ok(sim.stats.to_json()),
+        Some("state") => Ok(sim.device().state_json()),
         Some("help") => Ok(json!({ "commands": [
-            "stats", "config-read OFF LEN", "comp-regs-read OFF",
+            "stats", "state", "config-read OFF LEN", "comp-regs-read OFF",
             "mem-read OFF LEN", "mem-write OFF HEX", "irq INDEX [SUBINDEX]", "help"
         ]})),
         Some("config-read") => (|| {

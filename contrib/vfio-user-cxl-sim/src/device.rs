@@ -10,15 +10,26 @@
 //! | 0 | BAR 0, 256K, component block at 0x10000 trapped | READ WRITE MMAP, sparse mmap of the pages around the block |
 //! | 1-6, 8 | empty (BAR 0 upper half, BARs 2-5, ROM, VGA) | - |
 //! | 7 | config space, 4K | READ WRITE |
-//! | 9/10 | `COMP_REGS` (subtype 2) and memory (subtype 1); v3: 9 = `COMP_REGS`, v2: 9 = memory | see [`Device::region_info`] |
+//! | 9/10 | `COMP_REGS` (subtype 2) and memory (subtype 1); v3: 9 = `COMP_REGS`, v2 and v4: 9 = memory | see [`Device::region_info`] |
 //!
 //! The CXL register content (`COMP_REGS` shadow, DVSEC shadow and the
 //! capability encodings) comes from the register model through
 //! [`crate::cxl`].
+//!
+//! v4 differences (see the README): BAR 0 traps only the HDM decoder
+//! block (raw reads there return all ones, writes are dropped, the
+//! sparse-mmap hole is the page holding it); the memory is usable only
+//! while Memory Space Enable is set, and hidden from the client's mappings
+//! otherwise ([`Backing::hide`]); every reset (`DEVICE_RESET`, FLR, the
+//! DVSEC CXL Reset, and the kernel's own at open and close) clears the
+//! memory and restores the decoder and the DVSEC snapshot.
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
+use cxl_model::dvsec::DvsecWriteEffect;
+use cxl_model::pcie::{PCI_COMMAND, PCI_COMMAND_MEMORY};
+use cxl_model::uapi::VFIO_DEVICE_FLAGS_CXL;
 use nix::errno::Errno;
 use vfio_bindings::bindings::vfio::{
     VFIO_DEVICE_FLAGS_PCI, VFIO_DEVICE_FLAGS_RESET, VFIO_DMA_UNMAP_FLAG_ALL,
@@ -31,13 +42,11 @@ use vfio_bindings::bindings::vfio::{
 
 use crate::config::{ConfigEffect, ConfigSpace, CONFIG_SIZE, EXT_CAP_START};
 use crate::control::Stats;
-use crate::cxl::{self, split_access, CxlHost, DvsecEffect};
+use crate::cxl::{self, split_access, CxlHost};
 use crate::memory::Backing;
 use crate::options::{DeviceOptions, Uapi};
 use crate::protocol::{DmaMap, DmaUnmap, IrqInfo, IrqSet};
 
-/// `VFIO_DEVICE_FLAGS_CXL`, set by the kernel series on CXL devices.
-pub const VFIO_DEVICE_FLAGS_CXL: u32 = 1 << 9;
 /// Number of regions reported (covers index 10).
 pub const NUM_REGIONS: u32 = 11;
 /// Number of interrupt indices: `INTx`, MSI, `MSI-X`, ERR, REQ.
@@ -92,8 +101,10 @@ pub struct Device {
     memory: Backing,
     /// BAR 0 backing (the component block part is never served).
     bar: Backing,
-    /// v2: false while a reset is in progress, or after one that left
-    /// decoder 0 uncommitted.
+    /// Whether the host lets the client reach the memory.  v2: false
+    /// while a reset is in progress, or after one that left decoder 0
+    /// uncommitted.  v4: Memory Space Enable (outside a reset); while
+    /// false the backing is also hidden from mappings.
     memory_active: bool,
     config: ConfigSpace,
     cxl: CxlHost,
@@ -136,7 +147,7 @@ impl Device {
         let dvsec = self.cxl.link_dvsec(locator_at as u16);
         self.config.place(self.dvsec_at, &dvsec);
         self.config.place(locator_at, &self.cxl.register_locator(0));
-        self.memory_active = true;
+        self.set_memory_active(self.opts.uapi != Uapi::V4 || self.memory_enabled());
         self.irqs = IRQ_COUNTS
             .iter()
             .map(|&n| (0..n).map(|_| None).collect())
@@ -145,13 +156,68 @@ impl Device {
         self.reset_bar()
     }
 
+    /// A client opens the device: power-on state, and (v4) the CXL reset
+    /// the kernel runs at open, whose failure fails the open.
+    pub fn open(&mut self) -> std::io::Result<()> {
+        self.power_on()?;
+        if self.opts.uapi == Uapi::V4 {
+            if self.opts.faults.open_reset_fails {
+                Stats::bump(&self.stats.reset_failures);
+                return Err(std::io::Error::other("v4 reset at open failed"));
+            }
+            self.cxl_reset().map_err(std::io::Error::from)?;
+        }
+        Ok(())
+    }
+
+    /// The client went away: v4 resets the device at close.
+    pub fn close(&mut self) {
+        if self.opts.uapi == Uapi::V4 && !self.opts.faults.open_reset_fails {
+            if let Err(e) = self.cxl_reset() {
+                eprintln!("vfio-user-cxl-sim: reset at close failed: {e}");
+            }
+        }
+    }
+
+    /// Memory Space Enable in the Command register.
+    fn memory_enabled(&self) -> bool {
+        let mut b = [0u8; 2];
+        self.config.read(PCI_COMMAND, &mut b);
+        u16::from_le_bytes(b) & PCI_COMMAND_MEMORY != 0
+    }
+
+    /// Lets the client reach the memory or not; v4 also hides it from
+    /// mappings, so that a stray access raises SIGBUS.
+    fn set_memory_active(&mut self, active: bool) {
+        self.memory_active = active;
+        if self.opts.uapi != Uapi::V4 || self.memory.is_hidden() != active {
+            return;
+        }
+        let moved = if active {
+            self.memory.show()
+        } else {
+            self.memory.hide()
+        };
+        match moved {
+            Ok(()) => Stats::bump(&self.stats.memory_gate_changes),
+            Err(e) => eprintln!("vfio-user-cxl-sim: memory gate: {e}"),
+        }
+    }
+
     fn reset_bar(&self) -> std::io::Result<()> {
         self.bar.clear(0, BAR0_SIZE)?;
         let mut id = Vec::with_capacity(16);
         id.extend_from_slice(&ACCEL_MAGIC.to_le_bytes());
         id.extend_from_slice(&ACCEL_VERSION.to_le_bytes());
         id.extend_from_slice(&self.opts.memory_size.to_le_bytes());
-        self.bar.write(0, &id)
+        self.bar.write(0, &id)?;
+        if self.opts.uapi == Uapi::V4 {
+            // v4 leaves the component block to raw BAR access: the
+            // hardware's capability array is readable there.
+            let (at, image) = self.cxl.component_block_image();
+            self.bar.write(COMPONENT_OFFSET + at, &image)?;
+        }
+        Ok(())
     }
 
     #[must_use]
@@ -169,7 +235,7 @@ impl Device {
     pub const fn cxl_indices(&self) -> (u32, u32) {
         match self.opts.uapi {
             Uapi::V3 => (9, 10),
-            Uapi::V2 => (10, 9),
+            Uapi::V2 | Uapi::V4 => (10, 9),
         }
     }
 
@@ -219,14 +285,8 @@ impl Device {
         };
         match index {
             BAR0_INDEX => {
-                let block = self.cxl.component_block_size();
-                let areas = [
-                    (0, COMPONENT_OFFSET),
-                    (
-                        COMPONENT_OFFSET + block,
-                        BAR0_SIZE - COMPONENT_OFFSET - block,
-                    ),
-                ];
+                let hole = self.bar_trap_pages();
+                let areas = [(0, hole.start), (hole.end, BAR0_SIZE - hole.end)];
                 Ok(RegionDesc {
                     flags: RW | VFIO_REGION_INFO_FLAG_MMAP,
                     size: BAR0_SIZE,
@@ -245,7 +305,9 @@ impl Device {
                     flags: RW,
                     size: self.comp_regs_reported_size(),
                     caps: cxl::region_type_caps(
+                        cxl::region_type(&self.opts),
                         cxl::SUBTYPE_COMP_REGS,
+                        (self.opts.uapi == Uapi::V4).then(|| self.cxl.comp_regs_geometry()),
                         self.opts.faults.cap_chain_loop,
                     ),
                     fd: None,
@@ -253,7 +315,12 @@ impl Device {
                 Some(CxlRegion::Memory) if !self.opts.faults.no_memory => Ok(RegionDesc {
                     flags: RW | VFIO_REGION_INFO_FLAG_MMAP,
                     size: self.memory_reported_size(),
-                    caps: cxl::region_type_caps(cxl::SUBTYPE_MEMORY, false),
+                    caps: cxl::region_type_caps(
+                        cxl::region_type(&self.opts),
+                        cxl::SUBTYPE_MEMORY,
+                        None,
+                        false,
+                    ),
                     fd: Some(self.memory.fd()),
                 }),
                 Some(_) => Ok(empty),
@@ -269,14 +336,41 @@ impl Device {
         }
     }
 
-    fn check_bar(&self, offset: u64, len: usize) -> Result<(), Errno> {
+    /// The part of BAR 0 the host keeps from raw access: the component
+    /// block (v2, v3) or only the HDM decoder block (v4).
+    fn bar_trap(&self) -> std::ops::Range<u64> {
+        if self.opts.uapi == Uapi::V4 {
+            self.cxl.hdm_bar_range()
+        } else {
+            COMPONENT_OFFSET..COMPONENT_OFFSET + self.cxl.component_block_size()
+        }
+    }
+
+    /// The pages that hold [`Device::bar_trap`]: the sparse-mmap hole.
+    fn bar_trap_pages(&self) -> std::ops::Range<u64> {
+        const PAGE: u64 = 4096;
+        let t = self.bar_trap();
+        (t.start & !(PAGE - 1))..t.end.next_multiple_of(PAGE)
+    }
+
+    /// The bytes of a BAR access `[offset, offset + len)` that fall in the
+    /// trap, as indices into the access; `Err` for v2/v3, which refuse
+    /// such an access.
+    fn check_bar(&self, offset: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
         Self::check_range(offset, len, BAR0_SIZE)?;
-        let block_end = COMPONENT_OFFSET + self.cxl.component_block_size();
-        if offset < block_end && offset + len as u64 > COMPONENT_OFFSET {
+        let t = self.bar_trap();
+        let end = offset + len as u64;
+        let start = t.start.clamp(offset, end);
+        let stop = t.end.clamp(offset, end);
+        if start == stop {
+            return Ok(0..0);
+        }
+        if self.opts.uapi != Uapi::V4 {
             // The kernel traps the component block: no direct access.
             return Err(Errno::EINVAL);
         }
-        Ok(())
+        Stats::bump(&self.stats.hdm_bar_accesses);
+        Ok((start - offset) as usize..(stop - offset) as usize)
     }
 
     fn check_memory(&self, offset: u64, len: usize) -> Result<(), Errno> {
@@ -284,59 +378,88 @@ impl Device {
         if self.memory_active {
             Ok(())
         } else {
+            Stats::bump(&self.stats.gated_accesses);
             Err(Errno::EIO)
         }
     }
 
-    /// `VFIO_USER_REGION_READ`.
-    pub fn region_read(&mut self, index: u32, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    /// `VFIO_USER_REGION_READ`; returns how many bytes were read (all of
+    /// them, except at the end of v4's `COMP_REGS`).
+    pub fn region_read(&mut self, index: u32, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         match index {
             BAR0_INDEX => {
-                self.check_bar(offset, buf.len())?;
-                self.bar.read(offset, buf).map_err(|_| Errno::EIO)
+                let trapped = self.check_bar(offset, buf.len())?;
+                self.bar.read(offset, buf).map_err(|_| Errno::EIO)?;
+                // v4: the HDM decoder block reads all ones.
+                buf[trapped].fill(0xFF);
+                Ok(buf.len())
             }
             CONFIG_INDEX => {
                 Self::check_range(offset, buf.len(), CONFIG_SIZE as u64)?;
                 self.config_read(offset as usize, buf);
-                Ok(())
+                Ok(buf.len())
             }
             _ => match self.cxl_region(index) {
                 Some(CxlRegion::CompRegs) => {
-                    Self::check_range(offset, buf.len(), self.comp_regs_reported_size())?;
+                    self.check_comp_regs(offset, buf.len())?;
                     self.cxl.comp_regs_read(offset, buf)
                 }
                 Some(CxlRegion::Memory) => {
                     self.check_memory(offset, buf.len())?;
-                    self.memory.read(offset, buf).map_err(|_| Errno::EIO)
+                    self.memory.read(offset, buf).map_err(|_| Errno::EIO)?;
+                    Ok(buf.len())
                 }
                 None => Err(Errno::EINVAL),
             },
         }
     }
 
-    /// `VFIO_USER_REGION_WRITE`.
-    pub fn region_write(&mut self, index: u32, offset: u64, data: &[u8]) -> Result<(), Errno> {
+    /// `COMP_REGS` accesses are checked by the model, within the size the
+    /// region reports (which a fault may make smaller or larger).
+    fn check_comp_regs(&self, offset: u64, len: usize) -> Result<(), Errno> {
+        if self.opts.uapi == Uapi::V4 {
+            // v4 stops an access at the end instead of refusing it.
+            return if offset < self.comp_regs_reported_size() {
+                Ok(())
+            } else {
+                Err(Errno::EINVAL)
+            };
+        }
+        Self::check_range(offset, len, self.comp_regs_reported_size())
+    }
+
+    /// `VFIO_USER_REGION_WRITE`; returns how many bytes were written (as
+    /// for [`Device::region_read`]).
+    pub fn region_write(&mut self, index: u32, offset: u64, data: &[u8]) -> Result<usize, Errno> {
         match index {
             BAR0_INDEX => {
-                self.check_bar(offset, data.len())?;
-                self.bar.write(offset, data).map_err(|_| Errno::EIO)
+                let trapped = self.check_bar(offset, data.len())?;
+                // v4: writes to the HDM decoder block are dropped.
+                let parts = [(0, trapped.start), (trapped.end, data.len())];
+                for (from, to) in parts.into_iter().filter(|(a, b)| a < b) {
+                    self.bar
+                        .write(offset + from as u64, &data[from..to])
+                        .map_err(|_| Errno::EIO)?;
+                }
+                Ok(data.len())
             }
             CONFIG_INDEX => {
                 Self::check_range(offset, data.len(), CONFIG_SIZE as u64)?;
                 self.config_write(offset as usize, data);
                 Stats::bump(&self.stats.config_writes);
-                Ok(())
+                Ok(data.len())
             }
             _ => match self.cxl_region(index) {
                 Some(CxlRegion::CompRegs) => {
-                    Self::check_range(offset, data.len(), self.comp_regs_reported_size())?;
-                    self.cxl.comp_regs_write(offset, data)?;
+                    self.check_comp_regs(offset, data.len())?;
+                    let n = self.cxl.comp_regs_write(offset, data)?;
                     Stats::bump(&self.stats.comp_regs_writes);
-                    Ok(())
+                    Ok(n)
                 }
                 Some(CxlRegion::Memory) => {
                     self.check_memory(offset, data.len())?;
-                    self.memory.write(offset, data).map_err(|_| Errno::EIO)
+                    self.memory.write(offset, data).map_err(|_| Errno::EIO)?;
+                    Ok(data.len())
                 }
                 None => Err(Errno::EINVAL),
             },
@@ -369,6 +492,7 @@ impl Device {
 
     fn config_write(&mut self, offset: usize, data: &[u8]) {
         let mut flr = false;
+        let mut cxl_reset = false;
         for (r, in_dvsec) in self.split_config(offset, data.len()) {
             if r.is_empty() {
                 continue;
@@ -376,12 +500,25 @@ impl Device {
             let part = &data[r.start - offset..r.end - offset];
             if in_dvsec {
                 match self.cxl.dvsec_write(r.start - self.dvsec_at, part) {
-                    DvsecEffect::None => {}
-                    DvsecEffect::CxlReset => Stats::bump(&self.stats.cxl_resets),
-                    DvsecEffect::CacheWbi => Stats::bump(&self.stats.cache_wbis),
+                    DvsecWriteEffect::None => {}
+                    DvsecWriteEffect::CxlResetRequested => {
+                        Stats::bump(&self.stats.cxl_resets);
+                        cxl_reset = true;
+                    }
+                    DvsecWriteEffect::CacheWbiRequested => Stats::bump(&self.stats.cache_wbis),
                 }
             } else {
                 flr |= self.config.write(r.start, part) == ConfigEffect::Flr;
+            }
+        }
+        if self.opts.uapi == Uapi::V4 {
+            if cxl_reset {
+                // v4 runs the real reset and reports its outcome.
+                let ok = self.reset().is_ok();
+                self.cxl.set_reset_status(ok);
+            } else if self.memory_active != self.memory_enabled() {
+                // Memory Space Enable changed: the host gates the memory.
+                self.set_memory_active(!self.memory_active);
             }
         }
         if flr {
@@ -400,19 +537,38 @@ impl Device {
             Stats::bump(&self.stats.reset_failures);
             return Err(Errno::EIO);
         }
-        if self.opts.uapi == Uapi::V2 {
-            // The kernel zaps the memory mappings, resets, re-reads the
-            // decoders and reactivates the region if decoder 0 is
-            // committed.  (A client's mmap of the memfd cannot be zapped
-            // from here; REGION_READ/WRITE do see the inactive state.)
-            self.memory_active = false;
-            self.cxl.reset_after_flr();
-            self.memory_active = self.cxl.decoder0_committed();
+        match self.opts.uapi {
+            Uapi::V2 => {
+                // The kernel zaps the memory mappings, resets, re-reads
+                // the decoders and reactivates the region if decoder 0 is
+                // committed.  (A client's mmap of the memfd cannot be
+                // zapped from here; REGION_READ/WRITE do see the inactive
+                // state.)
+                self.memory_active = false;
+                self.cxl.reset_after_flr();
+                self.memory_active = self.cxl.decoder0_committed();
+            }
+            Uapi::V4 => self.cxl_reset()?,
+            // v3 leaves the HDM and DVSEC shadows alone.
+            Uapi::V3 => {}
         }
-        // v3 leaves the HDM and DVSEC shadows alone.  The accelerator's
-        // own registers go back to power-on values.
+        // The accelerator's own registers go back to power-on values.
         self.reset_bar().map_err(|_| Errno::EIO)?;
         Stats::bump(&self.stats.resets);
+        Ok(())
+    }
+
+    /// v4's CXL reset: the memory is cleared (punching the pages out of
+    /// every mapping too), the decoder and the DVSEC snapshot restored,
+    /// and the memory usable again if Memory Space Enable is set.
+    fn cxl_reset(&mut self) -> Result<(), Errno> {
+        self.memory_active = false;
+        self.memory
+            .clear(0, self.opts.memory_size)
+            .map_err(|_| Errno::EIO)?;
+        Stats::bump(&self.stats.memory_clears);
+        self.cxl.reset_after_flr();
+        self.set_memory_active(self.memory_enabled());
         Ok(())
     }
 
@@ -558,10 +714,11 @@ impl Device {
     /// socket; works even when the region is hidden by a fault).
     pub fn comp_regs_peek(&self, offset: u64) -> Result<u32, String> {
         let mut b = [0u8; 4];
-        self.cxl
-            .comp_regs_read(offset, &mut b)
-            .map_err(|e| format!("COMP_REGS read at {offset:#x}: {e}"))?;
-        Ok(u32::from_le_bytes(b))
+        match self.cxl.comp_regs_read(offset, &mut b) {
+            Ok(4) => Ok(u32::from_le_bytes(b)),
+            Ok(_) => Err(format!("COMP_REGS read at {offset:#x}: past the end")),
+            Err(e) => Err(format!("COMP_REGS read at {offset:#x}: {e}")),
+        }
     }
 
     /// Device memory, regardless of the region's state (control socket).
@@ -576,6 +733,16 @@ impl Device {
     #[must_use]
     pub const fn memory_active(&self) -> bool {
         self.memory_active
+    }
+
+    /// The memory as the host gates it (control socket `state`).
+    #[must_use]
+    pub fn state_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "memory_accessible": self.memory_active,
+            "memory_enable": self.memory_enabled(),
+            "memory_hidden": self.memory.is_hidden(),
+        })
     }
 
     #[must_use]

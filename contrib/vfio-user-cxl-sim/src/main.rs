@@ -11,22 +11,18 @@ use std::thread;
 use nix::sys::signal::{SigSet, Signal};
 
 use vfio_user_cxl_sim::control;
-use vfio_user_cxl_sim::options::{self, Parsed, HELP};
+use vfio_user_cxl_sim::options::{self, Parsed};
 use vfio_user_cxl_sim::server::{bind_socket, Simulator};
 
 fn main() -> ExitCode {
     let opts = match options::parse(std::env::args().skip(1)) {
         Ok(Parsed::Run(o)) => o,
-        Ok(Parsed::Help) => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Parsed::Version) => {
-            println!("vfio-user-cxl-sim {}", env!("CARGO_PKG_VERSION"));
+        Ok(Parsed::Help(text) | Parsed::Version(text)) => {
+            print!("{text}");
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("vfio-user-cxl-sim: {e}\nTry 'vfio-user-cxl-sim --help'.");
+            eprintln!("{e}");
             return ExitCode::from(2);
         }
     };

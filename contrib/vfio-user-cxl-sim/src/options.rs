@@ -1,15 +1,42 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 
-//! Command-line options.
+//! Command-line options, parsed by clap; the help text is the doc
+//! comments below plus [`AFTER_HELP`].
 
 use std::fmt;
 use std::path::PathBuf;
 
+use clap::{Parser, ValueEnum};
+
 /// Which kernel series' interface to reproduce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Uapi {
+    #[value(help = "memory = region 9, COMP_REGS = region 10")]
     V2,
+    #[value(help = "COMP_REGS = region 9, memory = region 10")]
     V3,
+    #[value(help = "memory = region 9, COMP_REGS = region 10 (the HDM block)")]
+    V4,
+}
+
+/// Which v4-era tree's region type the CXL regions carry
+/// (`--v4-region-type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum V4RegionType {
+    /// The newest tree: the PCI vendor type with the CXL vendor ID.
+    #[default]
+    #[value(help = "0x80001E98 (newest v4 tree)")]
+    Vendor,
+    /// The earlier tree's `VFIO_REGION_TYPE_CXL`.
+    #[value(help = "4 (earlier v4 tree's VFIO_REGION_TYPE_CXL)")]
+    Early,
+}
+
+/// Decoder 0 as host firmware left it (`--decoder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DecoderState {
+    Committed,
+    Uncommitted,
 }
 
 /// Deliberately broken hosts, one symptom each (`--fault NAME`).
@@ -28,6 +55,9 @@ pub struct Faults {
     /// `VFIO_USER_DEVICE_RESET` fails with EIO, and so does the reset an
     /// FLR written to Device Control starts (the write itself succeeds).
     pub reset_fails: bool,
+    /// v4: the CXL reset the kernel runs when the device is opened fails,
+    /// so every connection is closed at once.
+    pub open_reset_fails: bool,
     /// Each connection is closed after this many messages.
     pub drop_after: Option<u64>,
 }
@@ -42,6 +72,7 @@ impl Faults {
             "cap-chain-loop" => self.cap_chain_loop = true,
             "memory-smaller-than-decoder" => self.memory_smaller_than_decoder = true,
             "reset-fails" => self.reset_fails = true,
+            "open-reset-fails" => self.open_reset_fails = true,
             _ => {
                 let n = name
                     .strip_prefix("drop-after=")
@@ -58,6 +89,8 @@ impl Faults {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceOptions {
     pub uapi: Uapi,
+    /// v4 only: the region type of the CXL regions.
+    pub v4_region_type: V4RegionType,
     /// Size of the device memory (and of decoder 0).
     pub memory_size: u64,
     /// Host physical base address reported in decoder 0.
@@ -78,6 +111,7 @@ impl Default for DeviceOptions {
     fn default() -> Self {
         Self {
             uapi: Uapi::V3,
+            v4_region_type: V4RegionType::Vendor,
             memory_size: DEFAULT_MEMORY_SIZE,
             hpa: DEFAULT_HPA,
             committed: true,
@@ -100,65 +134,51 @@ pub struct Options {
 #[derive(Debug)]
 pub enum Parsed {
     Run(Options),
-    Help,
-    Version,
+    /// Print this help text.
+    Help(String),
+    /// Print this version line.
+    Version(String),
 }
 
-/// A command-line error, printed with a hint to `--help`.
+/// A command-line error, printed as is (it ends with a hint to
+/// `--help`); the program exits with status 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
 
 impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0.trim_end())
     }
 }
 
-pub const HELP: &str = "\
-Usage: vfio-user-cxl-sim --socket PATH [options]
-
-A simulated CXL Type-2 accelerator served over vfio-user.  It reproduces the
-Linux vfio-pci CXL interface: COMP_REGS and memory regions (type 0x80001E98),
-BAR 0 with the component register block trapped, the CXL Device and Register
-Locator DVSECs in config space.
-
-Options:
-  --socket PATH          vfio-user socket to listen on (required)
-  --control PATH         control socket for tests (see below)
-  --memory-size SIZE     device memory size, suffixes K/M/G/T (default 256M;
-                         a multiple of 256M, at most 1T)
-  --memory-file PATH     back device memory with this file (created, resized
-                         sparsely, kept on exit); default: an anonymous memfd
-  --hpa ADDR             host physical base in decoder 0 (default 0x1000000000,
-                         256M aligned)
-  --uapi v2|v3           kernel series to reproduce (default v3):
-                           v3: COMP_REGS = region 9, memory = region 10
-                           v2: memory = region 9, COMP_REGS = region 10
-  --decoder committed|uncommitted
-                         decoder 0 state left by host firmware (default
-                         committed)
-  --fault NAME           break the host in one way (repeatable):
-      no-comp-regs                 COMP_REGS region absent (size 0, no caps)
-      no-memory                    memory region absent (size 0, no caps)
-      comp-regs-size-mismatch      COMP_REGS region 4K larger than the layout
-      cap-chain-loop               COMP_REGS capability chain loops on itself
-      memory-smaller-than-decoder  memory region half of decoder 0's size
-      reset-fails                  DEVICE_RESET replies EIO; an FLR
-                                   written to Device Control fails too
-      drop-after=N                 close each connection after N messages
-  -v, --verbose          log every message to stderr
-  -h, --help             show this help
-  -V, --version          show the version
+/// The part of `--help` after the options: the device and the control
+/// socket.
+pub const AFTER_HELP: &str = "\
+Faults (--fault NAME, repeatable):
+  no-comp-regs                 COMP_REGS region absent (size 0, no caps)
+  no-memory                    memory region absent (size 0, no caps)
+  comp-regs-size-mismatch      COMP_REGS region 4K larger than the layout
+  cap-chain-loop               COMP_REGS capability chain loops on itself
+  memory-smaller-than-decoder  memory region half of decoder 0's size
+  reset-fails                  DEVICE_RESET replies EIO; an FLR written to
+                               Device Control fails too (v4: and the DVSEC
+                               CXL Reset, which reports RST_ERR)
+  open-reset-fails             v4: the reset at open fails, so each
+                               connection is closed at once
+  drop-after=N                 close each connection after N messages
 
 Device: vendor 0x1234 device 0xc202, class 0x120000; BAR 0 is 256K, 64-bit
 non-prefetchable; the component block is at BAR 0 + 0x10000 (64K), with
 accelerator pages at 0x0-0xffff (ID registers at 0x0: \"CXL2\", version, memory
-size) and 0x20000-0x3ffff (scratch).
+size) and 0x20000-0x3ffff (scratch).  v4 traps only the HDM decoder block
+and gates the memory on Memory Space Enable (see the README).
 
 Control socket (one command per line, one JSON object per reply line):
   stats                  counters: resets, dma_maps, dma_unmaps,
                          comp_regs_writes, config_writes, connections,
-                         messages, ...
+                         messages, memory_clears, gated_accesses,
+                         hdm_bar_accesses, ...
+  state                  memory_accessible, memory_enable (v4 gating)
   config-read OFF LEN    config bytes as the host presents them (hex)
   comp-regs-read OFF     host shadow dword at COMP_REGS region offset OFF
   mem-read OFF LEN       device memory bytes (hex)
@@ -168,9 +188,56 @@ Control socket (one command per line, one JSON object per reply line):
 Numbers are decimal or 0x-prefixed hex.
 
 The simulator serves one client at a time; each new connection sees a
-powered-on device, except device memory, which keeps its contents.
+powered-on device, except device memory, which keeps its contents (v4:
+cleared by the kernel's reset at open and close).
 SIGTERM or SIGINT removes the sockets and exits with status 0.
 ";
+
+/// The command line as clap sees it (see [`parse`]).
+#[derive(Debug, Parser)]
+#[command(
+    name = "vfio-user-cxl-sim",
+    version,
+    about = "A simulated CXL Type-2 accelerator served over vfio-user.  It reproduces the \
+             Linux vfio-pci CXL interface (uAPI v2, v3, v4): COMP_REGS and memory regions, \
+             BAR 0 with the component registers trapped, the CXL Device and Register \
+             Locator DVSECs in config space.",
+    after_help = AFTER_HELP,
+    max_term_width = 80
+)]
+struct Cli {
+    /// vfio-user socket to listen on
+    #[arg(long, value_name = "PATH")]
+    socket: PathBuf,
+    /// control socket for tests (see below)
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// device memory size, suffixes K/M/G/T; a multiple of 256M, at most 1T
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    memory_size: u64,
+    /// back device memory with this file (created, resized sparsely, kept
+    /// on exit); default: an anonymous memfd
+    #[arg(long, value_name = "PATH")]
+    memory_file: Option<PathBuf>,
+    /// host physical base in decoder 0, 256M aligned
+    #[arg(long, value_name = "ADDR", default_value = "0x1000000000", value_parser = parse_number)]
+    hpa: u64,
+    /// kernel series to reproduce
+    #[arg(long, value_name = "VERSION", value_enum, default_value = "v3")]
+    uapi: Uapi,
+    /// v4: region type of the CXL regions
+    #[arg(long, value_name = "TYPE", value_enum, default_value = "vendor")]
+    v4_region_type: V4RegionType,
+    /// decoder 0 state left by host firmware
+    #[arg(long, value_name = "STATE", value_enum, default_value = "committed")]
+    decoder: DecoderState,
+    /// break the host in one way (repeatable; the names are below)
+    #[arg(long, value_name = "NAME")]
+    fault: Vec<String>,
+    /// log every message to stderr
+    #[arg(short, long)]
+    verbose: bool,
+}
 
 /// Parses a number: decimal, or hex with `0x`.
 pub fn parse_number(s: &str) -> Result<u64, String> {
@@ -199,72 +266,64 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// Largest accepted device memory.
 pub const MAX_MEMORY_SIZE: u64 = 1 << 40;
 
+/// A usage error in clap's format for something clap cannot check alone.
+fn invalid(what: &str) -> UsageError {
+    UsageError(format!(
+        "error: {what}\n\nFor more information, try '--help'.\n"
+    ))
+}
+
 /// Parses the arguments (without the program name).
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, UsageError> {
-    let mut o = Options::default();
-    let mut socket = None;
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |what: &str| -> Result<String, UsageError> {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| UsageError(format!("option {name} needs {what}")))
-        };
-        let bad = |e: String| UsageError(format!("{name}: {e}"));
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "-V" | "--version" => return Ok(Parsed::Version),
-            "-v" | "--verbose" => o.verbose = true,
-            "--socket" => socket = Some(PathBuf::from(value("a path")?)),
-            "--control" => o.control = Some(PathBuf::from(value("a path")?)),
-            "--memory-file" => o.memory_file = Some(PathBuf::from(value("a path")?)),
-            "--memory-size" => o.device.memory_size = parse_size(&value("a size")?).map_err(bad)?,
-            "--hpa" => o.device.hpa = parse_number(&value("an address")?).map_err(bad)?,
-            "--uapi" => {
-                o.device.uapi = match value("v2 or v3")?.as_str() {
-                    "v2" => Uapi::V2,
-                    "v3" => Uapi::V3,
-                    v => return Err(bad(format!("'{v}' is not v2 or v3"))),
-                }
-            }
-            "--decoder" => {
-                o.device.committed = match value("committed or uncommitted")?.as_str() {
-                    "committed" => true,
-                    "uncommitted" => false,
-                    v => return Err(bad(format!("'{v}' is not committed or uncommitted"))),
-                }
-            }
-            "--fault" => o
-                .device
-                .faults
-                .enable(&value("a fault name")?)
-                .map_err(bad)?,
-            _ => return Err(UsageError(format!("unknown option '{arg}'"))),
+    use clap::error::ErrorKind;
+    let argv = std::iter::once("vfio-user-cxl-sim".to_owned()).chain(args);
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let text = e.render().to_string();
+            return match e.kind() {
+                ErrorKind::DisplayHelp => Ok(Parsed::Help(text)),
+                ErrorKind::DisplayVersion => Ok(Parsed::Version(text)),
+                _ => Err(UsageError(text)),
+            };
         }
+    };
+    let mut faults = Faults::default();
+    for f in &cli.fault {
+        faults
+            .enable(f)
+            .map_err(|e| invalid(&format!("--fault: {e}")))?;
     }
-    o.socket = socket.ok_or_else(|| UsageError("--socket PATH is required".into()))?;
-    let d = &o.device;
-    if d.memory_size == 0 || d.memory_size % HDM_GRANULE != 0 {
-        return Err(UsageError(format!(
+    let device = DeviceOptions {
+        uapi: cli.uapi,
+        v4_region_type: cli.v4_region_type,
+        memory_size: cli.memory_size,
+        hpa: cli.hpa,
+        committed: cli.decoder == DecoderState::Committed,
+        faults,
+    };
+    if device.memory_size == 0 || device.memory_size % HDM_GRANULE != 0 {
+        return Err(invalid(&format!(
             "--memory-size: {:#x} is not a non-zero multiple of 256M",
-            d.memory_size
+            device.memory_size
         )));
     }
-    if d.memory_size > MAX_MEMORY_SIZE {
-        return Err(UsageError("--memory-size: at most 1T".into()));
+    if device.memory_size > MAX_MEMORY_SIZE {
+        return Err(invalid("--memory-size: at most 1T"));
     }
-    if d.hpa % HDM_GRANULE != 0 || d.hpa.checked_add(d.memory_size).is_none() {
-        return Err(UsageError(format!(
+    if device.hpa % HDM_GRANULE != 0 || device.hpa.checked_add(device.memory_size).is_none() {
+        return Err(invalid(&format!(
             "--hpa: {:#x} is not 256M aligned or the range overflows",
-            d.hpa
+            device.hpa
         )));
     }
-    Ok(Parsed::Run(o))
+    Ok(Parsed::Run(Options {
+        socket: cli.socket,
+        control: cli.control,
+        memory_file: cli.memory_file,
+        device,
+        verbose: cli.verbose,
+    }))
 }
 
 #[cfg(test)]
@@ -314,6 +373,20 @@ mod tests {
         assert_eq!(d.hpa, 0x4_0000_0000);
         assert!(d.faults.reset_fails);
         assert_eq!(d.faults.drop_after, Some(5));
+        let o3 = run(&[
+            "--socket",
+            "s",
+            "--uapi=v4",
+            "--v4-region-type",
+            "early",
+            "--fault",
+            "open-reset-fails",
+            "-v",
+        ])
+        .unwrap();
+        assert_eq!(o3.device.uapi, Uapi::V4);
+        assert_eq!(o3.device.v4_region_type, V4RegionType::Early);
+        assert!(o3.device.faults.open_reset_fails && o3.verbose);
     }
 
     #[test]
@@ -325,9 +398,16 @@ mod tests {
         run(&["--socket", "s", "--memory-size", "2T"]).unwrap_err();
         run(&["--socket", "s", "--hpa", "0x1000"]).unwrap_err();
         run(&["--socket"]).unwrap_err();
+        run(&["--socket", "s", "--uapi", "v9"]).unwrap_err();
+        run(&["--socket", "s", "--v4-region-type", "other"]).unwrap_err();
+        run(&["--socket", "s", "--decoder", "half"]).unwrap_err();
         assert!(matches!(
             parse(["--help".to_owned()]).unwrap(),
-            Parsed::Help
+            Parsed::Help(h) if h.contains("--socket <PATH>") && h.contains("open-reset-fails")
+        ));
+        assert!(matches!(
+            parse(["-V".to_owned()]).unwrap(),
+            Parsed::Version(v) if v.starts_with("vfio-user-cxl-sim ")
         ));
     }
 }

@@ -287,16 +287,17 @@ wire_struct! {
     DeviceInfo { argsz: u32, flags: u32, num_regions: u32, num_irqs: u32 }
 }
 
-wire_struct! {
-    /// `struct vfio_region_info` (the fixed part; capabilities follow it).
-    RegionInfo {
-        argsz: u32,
-        flags: u32,
-        index: u32,
-        cap_offset: u32,
-        size: u64,
-        offset: u64,
-    }
+/// `struct vfio_region_info` (the fixed part; capabilities follow it).
+/// vfio-user carries it as the kernel does, so the register model's codec
+/// (which the device uses on kernel replies) serves both.
+pub use cxl_model::uapi::{encode_region_info, vfio_region_info as RegionInfo};
+
+/// Size of [`RegionInfo`] on the wire.
+pub const REGION_INFO_SIZE: u32 = std::mem::size_of::<RegionInfo>() as u32;
+
+/// Decodes a [`RegionInfo`] (the model's codec, with this module's error).
+pub fn parse_region_info(p: &[u8]) -> Result<RegionInfo, ProtocolError> {
+    cxl_model::uapi::parse_region_info(p).map_err(|e| ProtocolError(e.to_string()))
 }
 
 wire_struct! {
@@ -367,7 +368,7 @@ mod tests {
 
     #[test]
     fn short_payload_is_an_error() {
-        RegionInfo::parse(&[0; 31]).unwrap_err();
+        parse_region_info(&[0; 31]).unwrap_err();
         RegionAccess::parse(&[0; 16]).unwrap();
         DmaMap::parse(&[0; 8]).unwrap_err();
     }
@@ -375,8 +376,8 @@ mod tests {
     #[test]
     fn struct_sizes_match_encodings() {
         assert_eq!(
-            RegionInfo::default().encode().len() as u32,
-            RegionInfo::SIZE
+            encode_region_info(&RegionInfo::default()).len() as u32,
+            REGION_INFO_SIZE
         );
         assert_eq!(
             DeviceInfo::default().encode().len() as u32,

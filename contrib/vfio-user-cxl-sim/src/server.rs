@@ -23,8 +23,9 @@ use crate::device::{Device, NUM_IRQS, NUM_REGIONS};
 use crate::memory::Backing;
 use crate::options::Options;
 use crate::protocol::{
-    cmd, flags, DeviceInfo, DmaMap, DmaUnmap, Header, IrqInfo, IrqSet, RegionAccess, RegionInfo,
-    Version, VERSION_MAJOR, VERSION_MINOR,
+    cmd, encode_region_info, flags, parse_region_info, DeviceInfo, DmaMap, DmaUnmap, Header,
+    IrqInfo, IrqSet, RegionAccess, RegionInfo, Version, REGION_INFO_SIZE, VERSION_MAJOR,
+    VERSION_MINOR,
 };
 use crate::wire::{self, Message, MAX_FDS};
 
@@ -108,7 +109,13 @@ impl Simulator {
     /// Runs one client connection to its end.
     pub fn serve_connection(&self, sock: &UnixStream) -> io::Result<()> {
         Stats::bump(&self.stats.connections);
-        self.device().power_on()?;
+        self.device().open()?;
+        let served = self.serve_messages(sock);
+        self.device().close();
+        served
+    }
+
+    fn serve_messages(&self, sock: &UnixStream) -> io::Result<()> {
         let drop_after = self.device().options().faults.drop_after;
         let mut negotiated = false;
         let mut count: u64 = 0;
@@ -244,12 +251,12 @@ fn version_reply(payload: &[u8]) -> Result<Vec<u8>, Errno> {
 /// `cap_offset` = 32 (= the client's `argsz`, pointing at no capability
 /// bytes), which QEMU accepts and then retries with the larger `argsz`.
 fn region_info_reply<'a>(dev: &'a Device, req: &RegionInfo) -> Result<Reply<'a>, Errno> {
-    if req.argsz < RegionInfo::SIZE {
+    if req.argsz < REGION_INFO_SIZE {
         return Err(Errno::EINVAL);
     }
     let desc = dev.region_info(req.index)?;
     let mut info = RegionInfo {
-        argsz: RegionInfo::SIZE,
+        argsz: REGION_INFO_SIZE,
         flags: desc.flags,
         index: req.index,
         cap_offset: 0,
@@ -258,15 +265,15 @@ fn region_info_reply<'a>(dev: &'a Device, req: &RegionInfo) -> Result<Reply<'a>,
     };
     let mut tail = Vec::new();
     if !desc.caps.is_empty() {
-        let needed = RegionInfo::SIZE + desc.caps.len() as u32;
+        let needed = REGION_INFO_SIZE + desc.caps.len() as u32;
         info.flags |= VFIO_REGION_INFO_FLAG_CAPS;
         info.argsz = needed;
-        info.cap_offset = RegionInfo::SIZE;
+        info.cap_offset = REGION_INFO_SIZE;
         if req.argsz >= needed {
             tail = desc.caps;
         }
     }
-    let mut payload = info.encode();
+    let mut payload = encode_region_info(&info);
     payload.extend_from_slice(&tail);
     Ok(Reply {
         payload,
@@ -299,7 +306,7 @@ fn dispatch<'a>(
             Ok(Reply::data(info.encode()))
         }
         cmd::DEVICE_GET_REGION_INFO => {
-            let req = RegionInfo::parse(p).map_err(proto_err)?;
+            let req = parse_region_info(p).map_err(proto_err)?;
             region_info_reply(dev, &req)
         }
         cmd::DEVICE_GET_IRQ_INFO => {
@@ -320,8 +327,13 @@ fn dispatch<'a>(
                 return Err(Errno::EINVAL);
             }
             let mut buf = vec![0u8; req.count as usize];
-            dev.region_read(req.region, req.offset, &mut buf)?;
-            let mut payload = req.encode();
+            let n = dev.region_read(req.region, req.offset, &mut buf)?;
+            buf.truncate(n);
+            let done = RegionAccess {
+                count: n as u32,
+                ..req
+            };
+            let mut payload = done.encode();
             payload.extend_from_slice(&buf);
             Ok(Reply::data(payload))
         }
@@ -331,8 +343,12 @@ fn dispatch<'a>(
             if u64::from(req.count) > MAX_DATA_XFER || data.len() < req.count as usize {
                 return Err(Errno::EINVAL);
             }
-            dev.region_write(req.region, req.offset, &data[..req.count as usize])?;
-            Ok(Reply::data(req.encode()))
+            let n = dev.region_write(req.region, req.offset, &data[..req.count as usize])?;
+            let done = RegionAccess {
+                count: n as u32,
+                ..req
+            };
+            Ok(Reply::data(done.encode()))
         }
         cmd::DMA_MAP => {
             let req = DmaMap::parse(p).map_err(proto_err)?;

@@ -52,6 +52,11 @@ fn lenient_regions(c: &mut Client) -> (Found, Found) {
 fn symptoms(sim: &Sim, v: UapiVersion) -> Vec<&'static str> {
     let mut found = Vec::new();
     let mut c = sim.client();
+    if v == UapiVersion::V4 {
+        // v4 gates the memory on Memory Space Enable.
+        let cmd = c.region_read(7, 4, 2).unwrap();
+        c.region_write(7, 4, &[cmd[0] | 2, cmd[1]]).unwrap();
+    }
     let (comp, mem) = lenient_regions(&mut c);
     let layout = HostCompRegs::new(v, 0, 0, true);
     let expected_comp_size = layout.region_size();
@@ -128,6 +133,11 @@ fn each_fault_alone_v3() {
 #[test]
 fn each_fault_alone_v2() {
     check_all(UapiVersion::V2, "v2");
+}
+
+#[test]
+fn each_fault_alone_v4() {
+    check_all(UapiVersion::V4, "v4");
 }
 
 #[test]

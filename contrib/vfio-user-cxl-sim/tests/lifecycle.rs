@@ -23,6 +23,9 @@ fn help_and_version() {
         "--hpa",
         "--uapi",
         "--decoder",
+        "--v4-region-type",
+        "open-reset-fails",
+        "state",
         "no-comp-regs",
         "no-memory",
         "comp-regs-size-mismatch",
@@ -45,9 +48,16 @@ fn help_and_version() {
 #[test]
 fn bad_options_are_clear_errors() {
     for (args, needle) in [
-        (&["--bogus"][..], "unknown option"),
-        (&[][..], "--socket PATH is required"),
+        (&["--bogus"][..], "unexpected argument '--bogus'"),
+        (
+            &[][..],
+            "the following required arguments were not provided:\n  --socket <PATH>",
+        ),
         (&["--socket", "/x", "--uapi", "v9"][..], "v9"),
+        (
+            &["--socket", "/x", "--v4-region-type", "odd"][..],
+            "'odd' for '--v4-region-type <TYPE>'",
+        ),
         (&["--socket", "/x", "--fault", "melt"][..], "unknown fault"),
         (
             &["--socket", "/x", "--memory-size", "3Q"][..],

@@ -15,7 +15,7 @@ use vfio_bindings::bindings::vfio::{
     VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_DATA_NONE, VFIO_REGION_INFO_FLAG_CAPS,
 };
 use vfio_user_cxl_sim::client::{empty_caps, eventfd_trigger, Client, QEMU_CAPS};
-use vfio_user_cxl_sim::protocol::{cmd, DmaMap, DmaUnmap, IrqSet, RegionAccess, RegionInfo};
+use vfio_user_cxl_sim::protocol::{cmd, DmaMap, DmaUnmap, IrqSet, RegionAccess, REGION_INFO_SIZE};
 
 const EINVAL: i32 = 22;
 const ENOSYS: i32 = 38;
@@ -54,18 +54,18 @@ fn region_info_argsz_like_vfio() {
     let sim = Sim::start(&[]);
     let mut c = sim.client();
     // Too small: needed argsz, CAPS flag, no capabilities; fd still sent.
-    let small = c.region_info_argsz(10, RegionInfo::SIZE).unwrap();
-    assert!(small.info.argsz > RegionInfo::SIZE);
+    let small = c.region_info_argsz(10, REGION_INFO_SIZE).unwrap();
+    assert!(small.info.argsz > REGION_INFO_SIZE);
     assert_ne!(small.info.flags & VFIO_REGION_INFO_FLAG_CAPS, 0);
     // (cap_offset: 32 rather than the kernel's 0, see server.rs: QEMU's
     // vfio-user client refuses 0 with CAPS set.)
-    assert_eq!(small.info.cap_offset, RegionInfo::SIZE);
-    assert_eq!(small.raw.len(), RegionInfo::SIZE as usize);
+    assert_eq!(small.info.cap_offset, REGION_INFO_SIZE);
+    assert_eq!(small.raw.len(), REGION_INFO_SIZE as usize);
     assert!(small.fd.is_some());
     // Big enough: capabilities at 32.
     let need = small.info.argsz;
     let full = c.region_info_argsz(10, need).unwrap();
-    assert_eq!(full.info.cap_offset, RegionInfo::SIZE);
+    assert_eq!(full.info.cap_offset, REGION_INFO_SIZE);
     assert_eq!(full.raw.len(), need as usize);
     // Larger than needed: same answer.
     let large = c.region_info_argsz(10, need + 64).unwrap();
@@ -77,7 +77,7 @@ fn region_info_argsz_like_vfio() {
     );
     // Regions without capabilities: plain structure.
     let cfg = c.region_info_argsz(7, 64).unwrap();
-    assert_eq!(cfg.info.argsz, RegionInfo::SIZE);
+    assert_eq!(cfg.info.argsz, REGION_INFO_SIZE);
     assert_eq!(cfg.info.flags & VFIO_REGION_INFO_FLAG_CAPS, 0);
     assert_eq!(cfg.info.size, 4096);
     for i in [1, 2, 3, 4, 5, 6, 8] {

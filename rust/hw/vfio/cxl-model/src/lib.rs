@@ -8,6 +8,7 @@
 //! - [`component`]: the CXL.cachemem capability array,
 //! - [`hdm`]: the HDM decoder structure the guest sees,
 //! - [`host`]: the kernel's `COMP_REGS` shadow, per uAPI version,
+//! - [`pcie`]: the PCI Express FLR rule,
 //! - [`dvsec`]: the CXL Device and Register Locator DVSECs,
 //! - [`uapi`]: the vfio-pci CXL uAPI and its capability chains.
 //!

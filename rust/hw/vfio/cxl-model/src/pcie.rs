@@ -6,6 +6,12 @@
 //! FLR; the bit itself is never latched.  The device (a guest write) and
 //! the simulator (a VMM write) apply this one rule.
 
+/// Offset of the Command register.
+pub const PCI_COMMAND: usize = 0x04;
+
+/// Command register "Memory Space Enable".
+pub const PCI_COMMAND_MEMORY: u16 = 1 << 1;
+
 /// Offset in config space of the pointer to the first standard capability.
 pub const PCI_CAPABILITY_LIST: usize = 0x34;
 
