@@ -379,18 +379,13 @@ impl fmt::Display for DvsecError {
 
 impl std::error::Error for DvsecError {}
 
+// Registers outside the image read 0.
 fn rd16(b: &[u8], at: usize) -> u16 {
-    match b.get(at..at + 2) {
-        Some(s) => u16::from_le_bytes([s[0], s[1]]),
-        None => 0,
-    }
+    crate::uapi::rd_u16(b, at).unwrap_or(0)
 }
 
 fn rd32(b: &[u8], at: usize) -> u32 {
-    match b.get(at..at + 4) {
-        Some(s) => u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
-        None => 0,
-    }
+    crate::uapi::rd_u32(b, at).unwrap_or(0)
 }
 
 fn wr16(b: &mut [u8], at: usize, v: u16) {
