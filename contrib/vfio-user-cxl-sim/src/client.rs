@@ -262,7 +262,7 @@ impl Client {
 
     pub fn read_u32(&mut self, region: u32, offset: u64) -> Result<u32> {
         let b = self.region_read(region, offset, 4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(cxl_model::uapi::rd_u32(&b, 0).unwrap_or_default())
     }
 
     pub fn write_u32(&mut self, region: u32, offset: u64, v: u32) -> Result<()> {

@@ -203,9 +203,7 @@ impl ConfigSpace {
     /// A little-endian dword, for tests and the control socket.
     #[must_use]
     pub fn dword(&self, offset: usize) -> u32 {
-        let mut b = [0u8; 4];
-        self.read(offset, &mut b);
-        u32::from_le_bytes(b)
+        cxl_model::uapi::rd_u32(&self.bytes, offset).unwrap_or(0)
     }
 }
 

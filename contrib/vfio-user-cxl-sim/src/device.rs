@@ -181,9 +181,7 @@ impl Device {
 
     /// Memory Space Enable in the Command register.
     fn memory_enabled(&self) -> bool {
-        let mut b = [0u8; 2];
-        self.config.read(PCI_COMMAND, &mut b);
-        u16::from_le_bytes(b) & PCI_COMMAND_MEMORY != 0
+        self.config.dword(PCI_COMMAND) & u32::from(PCI_COMMAND_MEMORY) != 0
     }
 
     /// Lets the client reach the memory or not; v4 also hides it from

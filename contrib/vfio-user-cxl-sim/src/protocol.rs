@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+use cxl_model::uapi::{rd_u16, rd_u32, rd_u64};
+
 /// Size of the common message header.
 pub const HEADER_SIZE: usize = 16;
 
@@ -91,21 +93,18 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    // `bytes` took exactly the field's size, so the model's readers
+    // (the project's one little-endian helper) cannot miss.
     pub fn u16(&mut self) -> Result<u16, ProtocolError> {
-        let b = self.bytes(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+        Ok(rd_u16(self.bytes(2)?, 0).unwrap_or_default())
     }
 
     pub fn u32(&mut self) -> Result<u32, ProtocolError> {
-        let b = self.bytes(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(rd_u32(self.bytes(4)?, 0).unwrap_or_default())
     }
 
     pub fn u64(&mut self) -> Result<u64, ProtocolError> {
-        let b = self.bytes(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
+        Ok(rd_u64(self.bytes(8)?, 0).unwrap_or_default())
     }
 
     /// Everything not read yet.

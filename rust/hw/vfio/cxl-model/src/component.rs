@@ -175,10 +175,7 @@ impl fmt::Display for CapArrayError {
 
 impl std::error::Error for CapArrayError {}
 
-fn dword(array: &[u8], at: usize) -> Option<u32> {
-    let b = array.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
+use crate::uapi::rd_u32 as dword;
 
 /// A validated capability array.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -304,6 +304,18 @@ const STATUS2_RESET_BITS: u16 = 0x0006;
 const CTRL2_CACHE_WBI: u16 = 1 << 1;
 const CTRL2_CXL_RESET: u16 = 1 << 2;
 
+// Register offsets as `usize`, for matching on a write's register.
+const REG_CONTROL: usize = DeviceDvsecRegister::Control as usize;
+const REG_STATUS: usize = DeviceDvsecRegister::Status as usize;
+const REG_CONTROL2: usize = DeviceDvsecRegister::Control2 as usize;
+const REG_STATUS2: usize = DeviceDvsecRegister::Status2 as usize;
+const REG_LOCK: usize = DeviceDvsecRegister::Lock as usize;
+const REG_RANGE1_BASE_HIGH: usize = DeviceDvsecRegister::Range1BaseHigh as usize;
+/// The upper half of Range 1 Base High.
+const REG_RANGE1_BASE_HIGH_UPPER: usize = REG_RANGE1_BASE_HIGH + 2;
+/// The upper half of Range 1 Base Low (bits 31:28 of the base).
+const REG_RANGE1_BASE_LOW_UPPER: usize = DeviceDvsecRegister::Range1BaseLow as usize + 2;
+
 /// Why DVSEC or config-space bytes were refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DvsecError {
@@ -379,18 +391,13 @@ impl fmt::Display for DvsecError {
 
 impl std::error::Error for DvsecError {}
 
+// Registers outside the image read 0.
 fn rd16(b: &[u8], at: usize) -> u16 {
-    match b.get(at..at + 2) {
-        Some(s) => u16::from_le_bytes([s[0], s[1]]),
-        None => 0,
-    }
+    crate::uapi::rd_u16(b, at).unwrap_or(0)
 }
 
 fn rd32(b: &[u8], at: usize) -> u32 {
-    match b.get(at..at + 4) {
-        Some(s) => u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
-        None => 0,
-    }
+    crate::uapi::rd_u32(b, at).unwrap_or(0)
 }
 
 fn wr16(b: &mut [u8], at: usize, v: u16) {
@@ -809,6 +816,12 @@ impl DvsecImage {
         wr16(&mut self.bytes, reg, (old & !m) | (val & m));
     }
 
+    /// Write-1-to-clear of the bits of `val` that `be` and `rw1c` allow.
+    fn clear_bits(&mut self, reg: usize, val: u16, be: u16, rw1c: u16) {
+        let old = rd16(&self.bytes, reg);
+        wr16(&mut self.bytes, reg, old & !(val & be & rw1c));
+    }
+
     fn write16(&mut self, reg: usize, val: u16, be: u16) -> DvsecWriteEffect {
         let locked = self.locked();
         let guest = self.rules == Rules::Guest;
@@ -816,25 +829,22 @@ impl DvsecImage {
             return self.write16_host_v4(reg, val, be);
         }
         match reg {
-            0x0C if !locked => self.merge(reg, val, be, DvsecControl::WRITABLE),
-            0x0E => {
-                let rw1c = if guest { STATUS_VIRAL } else { 0xFFFF };
-                let old = rd16(&self.bytes, reg);
-                wr16(&mut self.bytes, reg, old & !(val & be & rw1c));
-            }
-            0x10 => return self.write_control2(val, be, locked),
-            0x12 => {
+            REG_CONTROL if !locked => self.merge(reg, val, be, DvsecControl::WRITABLE),
+            REG_STATUS => self.clear_bits(reg, val, be, if guest { STATUS_VIRAL } else { 0xFFFF }),
+            REG_CONTROL2 => return self.write_control2(val, be, locked),
+            REG_STATUS2 => {
                 let rw1c = if guest { GUEST_STATUS2_RW1C } else { 0xFFFF };
-                let old = rd16(&self.bytes, reg);
-                wr16(&mut self.bytes, reg, old & !(val & be & rw1c));
+                self.clear_bits(reg, val, be, rw1c);
             }
-            0x14 => {
+            REG_LOCK => {
                 let old = rd16(&self.bytes, reg);
                 wr16(&mut self.bytes, reg, old | (val & be & 1));
             }
             // Range 1 base is RWL for the guest; the host shadow keeps it.
-            0x20 | 0x22 if guest && !locked => self.merge(reg, val, be, 0xFFFF),
-            0x26 if guest && !locked => self.merge(reg, val, be, 0xF000),
+            REG_RANGE1_BASE_HIGH | REG_RANGE1_BASE_HIGH_UPPER if guest && !locked => {
+                self.merge(reg, val, be, 0xFFFF);
+            }
+            REG_RANGE1_BASE_LOW_UPPER if guest && !locked => self.merge(reg, val, be, 0xF000),
             _ => {}
         }
         DvsecWriteEffect::None
@@ -848,12 +858,9 @@ impl DvsecImage {
     /// Reset doorbell is reported, so that the caller runs the real reset
     /// and reports its outcome with `set_reset_status`.  Doorbells read 0.
     fn write16_host_v4(&mut self, reg: usize, val: u16, be: u16) -> DvsecWriteEffect {
-        const CONTROL: usize = DeviceDvsecRegister::Control as usize;
-        const CONTROL2: usize = DeviceDvsecRegister::Control2 as usize;
-        const STATUS2: usize = DeviceDvsecRegister::Status2 as usize;
         match reg {
-            CONTROL => self.merge(reg, val, be, DvsecControl::WRITABLE),
-            CONTROL2 => {
+            REG_CONTROL => self.merge(reg, val, be, DvsecControl::WRITABLE),
+            REG_CONTROL2 => {
                 self.merge(
                     reg,
                     val,
@@ -863,22 +870,18 @@ impl DvsecImage {
                 let acts = val & be & DvsecControl2::ACTIONS;
                 let mut effect = DvsecWriteEffect::None;
                 if acts & CTRL2_CACHE_WBI != 0 {
-                    let mut s2 = DvsecStatus2::from(rd16(&self.bytes, STATUS2));
+                    let mut s2 = DvsecStatus2::from(rd16(&self.bytes, REG_STATUS2));
                     s2.set_cache_invalid(true);
-                    wr16(&mut self.bytes, STATUS2, u16::from(s2));
+                    wr16(&mut self.bytes, REG_STATUS2, u16::from(s2));
                     effect = DvsecWriteEffect::CacheWbiRequested;
                 }
                 if acts & CTRL2_CXL_RESET != 0 {
-                    let old = rd16(&self.bytes, STATUS2);
-                    wr16(&mut self.bytes, STATUS2, old & !STATUS2_RESET_BITS);
+                    self.clear_bits(REG_STATUS2, STATUS2_RESET_BITS, 0xFFFF, 0xFFFF);
                     effect = DvsecWriteEffect::CxlResetRequested;
                 }
                 return effect;
             }
-            STATUS2 => {
-                let old = rd16(&self.bytes, reg);
-                wr16(&mut self.bytes, reg, old & !(val & be));
-            }
+            REG_STATUS2 => self.clear_bits(reg, val, be, 0xFFFF),
             _ => {}
         }
         DvsecWriteEffect::None

@@ -295,7 +295,7 @@ impl HostCompRegs {
     pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<usize, AccessError> {
         let (start, n) = self.check(offset, data.len())?;
         for (i, c) in data[..n].chunks_exact(4).enumerate() {
-            let v = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            let v = crate::uapi::rd_u32(c, 0).unwrap_or(0);
             let bo = start + 4 * i as u64;
             match self.version {
                 UapiVersion::V2 => self.write_v2(bo, v),
@@ -437,9 +437,7 @@ impl HostCompRegs {
         if block_offset % 4 != 0 || block_offset >= COMPONENT_BLOCK_SIZE {
             return 0;
         }
-        let i = block_offset as usize;
-        let b = &self.block[i..i + 4];
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        crate::uapi::rd_u32(&self.block, block_offset as usize).unwrap_or(0)
     }
 
     /// Stores `value` at component block offset `block_offset`, bypassing

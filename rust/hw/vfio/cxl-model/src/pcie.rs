@@ -6,6 +6,8 @@
 //! FLR; the bit itself is never latched.  The device (a guest write) and
 //! the simulator (a VMM write) apply this one rule.
 
+use crate::uapi::{rd_u16 as le_u16, rd_u32 as le_u32};
+
 /// Offset of the Command register.
 pub const PCI_COMMAND: usize = 0x04;
 
@@ -49,17 +51,6 @@ const MAX_STD_CAPS: usize = (PCI_STD_CONFIG_END - PCI_STD_HEADER_END) / 4;
 
 fn byte(config: &[u8], at: usize) -> Option<u8> {
     config.get(at).copied()
-}
-
-fn le_u16(config: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes([
-        byte(config, at)?,
-        byte(config, at + 1)?,
-    ]))
-}
-
-fn le_u32(config: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from(le_u16(config, at)?) | u32::from(le_u16(config, at + 2)?) << 16)
 }
 
 /// Offset of the standard capability with ID `id`, following the list

@@ -257,20 +257,25 @@ impl fmt::Display for UapiError {
 
 impl std::error::Error for UapiError {}
 
-// Little-endian field readers that fail instead of panicking.  The kernel
-// and vfio-user both use the host's byte order, which for every platform
-// QEMU supports with CXL is little-endian.
-fn rd_u16(b: &[u8], at: usize) -> Option<u16> {
+// The crate's little-endian field readers: they fail instead of
+// panicking.  The kernel and vfio-user both use the host's byte order,
+// which for every platform QEMU supports with CXL is little-endian.
+
+/// The little-endian `u16` at `at` in `b`, if it lies inside.
+pub fn rd_u16(b: &[u8], at: usize) -> Option<u16> {
     let s = b.get(at..at.checked_add(2)?)?;
     Some(u16::from_le_bytes([s[0], s[1]]))
 }
 
-fn rd_u32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+/// The little-endian `u32` at `at` in `b`, if it lies inside.
+pub fn rd_u32(b: &[u8], at: usize) -> Option<u32> {
+    let lo = rd_u16(b, at)?;
+    let hi = rd_u16(b, at.checked_add(2)?)?;
+    Some(u32::from(lo) | (u32::from(hi) << 16))
 }
 
-fn rd_u64(b: &[u8], at: usize) -> Option<u64> {
+/// The little-endian `u64` at `at` in `b`, if it lies inside.
+pub fn rd_u64(b: &[u8], at: usize) -> Option<u64> {
     let lo = rd_u32(b, at)?;
     let hi = rd_u32(b, at.checked_add(4)?)?;
     Some(u64::from(lo) | (u64::from(hi) << 32))
@@ -462,6 +467,17 @@ pub fn encode_cap_chain(base_offset: u32, caps: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// The encoded header of a capability `id` of `version`, to which the
+/// caller appends the body.
+fn cap_start(id: u32, version: u16, next: u32) -> Vec<u8> {
+    encode_cap_header(&vfio_info_cap_header {
+        id: u16::try_from(id).unwrap_or(u16::MAX),
+        version,
+        next,
+    })
+    .to_vec()
+}
+
 fn check_header(cap: &[u8], id: u32, version: u16) -> Result<(), UapiError> {
     let hdr = parse_cap_header(cap)?;
     let expected = u16::try_from(id).unwrap_or(u16::MAX);
@@ -506,12 +522,11 @@ impl RegionTypeCap {
 
     /// Encodes the capability (16 bytes) with the given `next` pointer.
     pub fn encode(&self, next: u32) -> Vec<u8> {
-        let hdr = vfio_info_cap_header {
-            id: VFIO_REGION_INFO_CAP_TYPE as u16,
-            version: VFIO_REGION_INFO_CAP_TYPE_VERSION,
+        let mut out = cap_start(
+            VFIO_REGION_INFO_CAP_TYPE,
+            VFIO_REGION_INFO_CAP_TYPE_VERSION,
             next,
-        };
-        let mut out = encode_cap_header(&hdr).to_vec();
+        );
         out.extend_from_slice(&self.ty.to_le_bytes());
         out.extend_from_slice(&self.subtype.to_le_bytes());
         out
@@ -578,12 +593,11 @@ impl SparseMmapCap {
 
     /// Encodes the capability with the given `next` pointer.
     pub fn encode(&self, next: u32) -> Vec<u8> {
-        let hdr = vfio_info_cap_header {
-            id: VFIO_REGION_INFO_CAP_SPARSE_MMAP as u16,
-            version: VFIO_REGION_INFO_CAP_SPARSE_MMAP_VERSION,
+        let mut out = cap_start(
+            VFIO_REGION_INFO_CAP_SPARSE_MMAP,
+            VFIO_REGION_INFO_CAP_SPARSE_MMAP_VERSION,
             next,
-        };
-        let mut out = encode_cap_header(&hdr).to_vec();
+        );
         let n = u32::try_from(self.areas.len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&n.to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes());
@@ -626,12 +640,11 @@ impl CompRegsCap {
     /// Encodes the capability ([`CXL_COMP_REGS_CAP_SIZE`] bytes) with the
     /// given `next` pointer.
     pub fn encode(&self, next: u32) -> Vec<u8> {
-        let hdr = vfio_info_cap_header {
-            id: VFIO_REGION_INFO_CAP_CXL_COMP_REGS as u16,
-            version: VFIO_REGION_INFO_CAP_CXL_COMP_REGS_VERSION,
+        let mut out = cap_start(
+            VFIO_REGION_INFO_CAP_CXL_COMP_REGS,
+            VFIO_REGION_INFO_CAP_CXL_COMP_REGS_VERSION,
             next,
-        };
-        let mut out = encode_cap_header(&hdr).to_vec();
+        );
         out.extend_from_slice(&self.bar.to_le_bytes());
         out.extend_from_slice(&[0; 4]);
         out.extend_from_slice(&self.hdm_offset.to_le_bytes());
@@ -729,12 +742,11 @@ impl CxlDeviceInfo {
     /// Encodes the capability, header included (ID 6, version 1), as the
     /// kernel of that posting would.
     pub fn encode(&self, next: u32) -> Vec<u8> {
-        let hdr = vfio_info_cap_header {
-            id: VFIO_DEVICE_INFO_CAP_CXL,
-            version: VFIO_DEVICE_INFO_CAP_CXL_VERSION,
+        let mut out = cap_start(
+            u32::from(VFIO_DEVICE_INFO_CAP_CXL),
+            VFIO_DEVICE_INFO_CAP_CXL_VERSION,
             next,
-        };
-        let mut out = encode_cap_header(&hdr).to_vec();
+        );
         match *self {
             Self::V2 {
                 hdm_regs_bar_index,
