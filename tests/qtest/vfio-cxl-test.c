@@ -1453,6 +1453,7 @@ static void test_hotplug(void)
 /* What the guest found while setting the device up. */
 typedef struct GuestCxl {
     uint64_t base;
+    uint64_t block;
     uint64_t hdm;
     uint32_t dvsec;
     uint32_t dvsec_len;
@@ -1481,7 +1482,8 @@ static void guest_cxl_setup(QTestState *qts, Sim *sim, GuestCxl *g)
     g->base = guest_window_base(qts, sim->mem_size);
     g->dvsec = guest_find_dvsec(qts, DVSEC_ID_DEVICE, &g->dvsec_len);
     g_assert_cmpuint(g->dvsec_len, >=, DVSEC_STATUS2 + 2);
-    g->hdm = guest_hdm(qts, guest_component_block(qts, bar0));
+    g->block = guest_component_block(qts, bar0);
+    g->hdm = guest_hdm(qts, g->block);
 }
 
 static void read_cxl_regs(QTestState *qts, const GuestCxl *g, CxlRegs *r)
@@ -1558,12 +1560,17 @@ static void put_pattern(QTestState *qts, Sim *sim, uint64_t base,
  * The pattern written before the reset reads back through the window, and
  * the window is device memory again: a new write lands in it.
  */
-static void assert_memory_kept(QTestState *qts, Sim *sim, uint64_t base,
-                               uint64_t pattern, const char *after)
+static void assert_memory_after_reset(QTestState *qts, Sim *sim,
+                                      uint64_t base, uint64_t pattern,
+                                      bool cleared, const char *after)
 {
     uint64_t v = qtest_readq(qts, base + RESET_PATTERN_OFF);
     uint8_t buf[8];
 
+    /* A v4 host's CXL reset clears device memory: the window shows that. */
+    if (cleared) {
+        pattern = 0;
+    }
     if (v != pattern) {
         sim_mem_read(sim, RESET_PATTERN_OFF, buf, 8);
         fail_test("after %s: window base + 0x%x reads 0x%016" PRIx64
@@ -1675,6 +1682,10 @@ static const ResetCase reset_cases[] = {
     { "cxl", RESET_CXL, "v2" },
     { "system", RESET_SYSTEM, "v3" },
     { "system", RESET_SYSTEM, "v2" },
+    { "flr", RESET_FLR, "v4" },
+    { "sbr", RESET_SBR, "v4" },
+    { "cxl", RESET_CXL, "v4" },
+    { "system", RESET_SYSTEM, "v4" },
 };
 
 /*
@@ -1783,7 +1794,8 @@ static void test_reset(const void *data)
     g_assert(qmp_running(qts));
     assert_one_reset(sim, resets, what);
     assert_cxl_regs_kept(qts, sim, &g, &boot, what);
-    assert_memory_kept(qts, sim, g.base, pattern, what);
+    assert_memory_after_reset(qts, sim, g.base, pattern,
+                              !strcmp(c->uapi, "v4"), what);
 
     if (c->path == RESET_CXL) {
         /*
@@ -1795,14 +1807,20 @@ static void test_reset(const void *data)
          * PCIe configuration alone), and not one more.
          */
         uint64_t sbr_writes = sim_stat(sim, "config_writes");
+        /*
+         * On v4 the device also sets the host's Memory Space Enable again
+         * after a reset that cleared it: the SBR's, not the CXL Reset's
+         * (whose Command write already has it).
+         */
+        uint64_t extra = strcmp(c->uapi, "v4") ? 1 : 0;
 
         guest_secondary_bus_reset(qts);
         sbr_writes = sim_stat(sim, "config_writes") - sbr_writes;
-        if (cxl_writes != sbr_writes + 1) {
+        if (cxl_writes != sbr_writes + extra) {
             fail_test("CXL Reset caused %" PRIu64 " host config writes, a "
-                      "secondary bus reset %" PRIu64 " (+1 for Command "
-                      "expected): the DVSEC write reached the host",
-                      cxl_writes, sbr_writes);
+                      "secondary bus reset %" PRIu64 " (+%" PRIu64 " for "
+                      "Command expected): the DVSEC write reached the host",
+                      cxl_writes, sbr_writes, extra);
         }
     }
 
@@ -1998,6 +2016,137 @@ static void test_host_bridge_decoder(void)
     sim_free(sim);
 }
 
+/* The earlier v4-era tree's region type (4) is found as well. */
+static void test_uapi_v4_early(const void *data)
+{
+    const char *extra[] = { "--uapi", "v4", "--v4-region-type", data, NULL };
+    const char *bin = sim_binary();
+    QTestState *qts;
+    GuestCxl g;
+    Sim *sim;
+
+    if (!bin) {
+        return;
+    }
+    sim = sim_start(bin, 256, extra);
+    qts = start_qemu(sim);
+    guest_cxl_setup(qts, sim, &g);
+    g_assert_cmphex(g.base, !=, 0);
+    qtest_quit(qts);
+    sim_free(sim);
+}
+
+/*
+ * The host address a v4 host shows in its live decoder reads: distinct
+ * from every value the guest may legitimately see (window base, sizes).
+ */
+#define V4_HPA              UINT64_C(0x3a50000000)
+
+/*
+ * Fails if any dword the guest can read of the component block or the
+ * CXL Device DVSEC holds the host address (its low or its high dword).
+ */
+static void assert_no_host_address(QTestState *qts, const GuestCxl *g,
+                                   const char *after)
+{
+    uint32_t lo = (uint32_t)V4_HPA, hi = V4_HPA >> 32;
+    uint32_t off, v;
+
+    for (off = 0; off < 0x10000; off += 4) {
+        v = qtest_readl(qts, g->block + off);
+        if (v == lo || (v == hi && off >= 0x1000)) {
+            fail_test("after %s: component block offset 0x%x reads 0x%08x: "
+                      "the host address 0x%" PRIx64 " reached the guest",
+                      after, off, v, V4_HPA);
+        }
+    }
+    for (off = 0; off < g->dvsec_len; off += 4) {
+        v = cfg_readl(qts, DEV_BUS, g->dvsec + off);
+        if (v == lo) {
+            fail_test("after %s: DVSEC offset 0x%x reads 0x%08x: the host "
+                      "address reached the guest", after, off, v);
+        }
+    }
+}
+
+/*
+ * A v4 host reads its decoder live, with the host address in BASE: the
+ * guest never sees it, after realize or after any reset.
+ */
+static void test_v4_hpa_hidden(void)
+{
+    g_autofree char *hpa = g_strdup_printf("0x%" PRIx64, V4_HPA);
+    const char *extra[] = { "--uapi", "v4", "--hpa", hpa, NULL };
+    const char *bin = sim_binary();
+    QTestState *qts;
+    GuestCxl g, again;
+    Sim *sim;
+
+    if (!bin) {
+        return;
+    }
+    sim = sim_start(bin, 256, extra);
+    qts = start_qemu(sim);
+    guest_cxl_setup(qts, sim, &g);
+    assert_no_host_address(qts, &g, "realize");
+    guest_flr(qts);
+    assert_no_host_address(qts, &g, "FLR");
+    guest_cxl_reset(qts, sim, &g);
+    assert_no_host_address(qts, &g, "CXL Reset");
+    guest_secondary_bus_reset(qts);
+    setup_device(qts);
+    assert_no_host_address(qts, &g, "secondary bus reset");
+    qobject_unref(qtest_qmp(qts, "{'execute': 'system_reset'}"));
+    qtest_qmp_eventwait(qts, "RESET");
+    guest_cxl_setup(qts, sim, &again);
+    assert_no_host_address(qts, &again, "system reset");
+    qtest_quit(qts);
+    sim_free(sim);
+}
+
+/*
+ * A v4 host faults the memory mapping while the function's Memory Space
+ * Enable is clear (the simulator truncates its memory file, so a stray
+ * access through QEMU's mapping would kill QEMU with SIGBUS).  The guest
+ * toggles the bit the way firmware and Linux do while sizing BARs, and
+ * the test keeps touching the window in between, through QEMU's own
+ * accesses to the mapping: QEMU survives, the data stays, and no access
+ * was refused on the host.
+ */
+static void test_v4_memory_enable(void)
+{
+    const char *extra[] = { "--uapi", "v4", NULL };
+    const char *bin = sim_binary();
+    uint16_t cmd;
+    QTestState *qts;
+    uint8_t buf[8];
+    GuestCxl g;
+    Sim *sim;
+    int i;
+
+    if (!bin) {
+        return;
+    }
+    sim = sim_start(bin, 256, extra);
+    qts = start_qemu(sim);
+    guest_cxl_setup(qts, sim, &g);
+    cmd = cfg_readw(qts, DEV_BUS, CFG_COMMAND);
+    for (i = 0; i < 20; i++) {
+        uint64_t v = 0x5a5a000000000000ULL | i;
+
+        cfg_writew(qts, DEV_BUS, CFG_COMMAND, cmd & ~CFG_CMD_MEM);
+        qtest_writeq(qts, g.base + 8 * i, v);
+        g_assert_cmphex(qtest_readq(qts, g.base + 8 * i), ==, v);
+        cfg_writew(qts, DEV_BUS, CFG_COMMAND, cmd | CFG_CMD_MEM);
+        sim_mem_read(sim, 8 * i, buf, 8);
+        g_assert_cmphex(ldq_le_p(buf), ==, v);
+    }
+    g_assert(qmp_running(qts));
+    g_assert_cmpuint(sim_stat(sim, "gated_accesses"), ==, 0);
+    qtest_quit(qts);
+    sim_free(sim);
+}
+
 int main(int argc, char **argv)
 {
     size_t i;
@@ -2011,6 +2160,11 @@ int main(int argc, char **argv)
     qtest_add_func("/vfio-cxl/memory", test_memory);
     qtest_add_data_func("/vfio-cxl/uapi/v2", "v2", test_uapi);
     qtest_add_data_func("/vfio-cxl/uapi/v3", "v3", test_uapi);
+    qtest_add_data_func("/vfio-cxl/uapi/v4", "v4", test_uapi);
+    qtest_add_data_func("/vfio-cxl/uapi/v4-early-region-type", "early",
+                        test_uapi_v4_early);
+    qtest_add_func("/vfio-cxl/v4/host-address-hidden", test_v4_hpa_hidden);
+    qtest_add_func("/vfio-cxl/v4/memory-enable", test_v4_memory_enable);
     for (i = 0; i < ARRAY_SIZE(refused_cases); i++) {
         g_autofree char *path =
             g_strdup_printf("/vfio-cxl/refused/%s", refused_cases[i].name);
@@ -2029,6 +2183,8 @@ int main(int argc, char **argv)
     qtest_add_data_func("/vfio-cxl/reset/failure/v3", "v3",
                         test_reset_failure);
     qtest_add_data_func("/vfio-cxl/reset/failure/v2", "v2",
+                        test_reset_failure);
+    qtest_add_data_func("/vfio-cxl/reset/failure/v4", "v4",
                         test_reset_failure);
     return g_test_run();
 }
