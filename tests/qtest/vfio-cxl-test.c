@@ -135,9 +135,11 @@
  * Decoder 0 of the simulator's COMP_REGS shadow, as an offset in the
  * component block (capability array 0x1000, HDM structure at 0x100 from
  * it, decoder 0 at 0x10 from that).  The v3 region starts at block offset
- * 0, the v2 region at the capability array.
+ * 0, the v2 region at the capability array, the v4 region at the HDM
+ * structure.
  */
-#define HOST_D0_BLOCK       0x1110
+#define HOST_HDM_BLOCK      0x1100
+#define HOST_D0_BLOCK       (HOST_HDM_BLOCK + 0x10)
 #define HOST_D0_BASE_LO     (HOST_D0_BLOCK + 0x0)
 #define HOST_D0_BASE_HI     (HOST_D0_BLOCK + 0x4)
 #define HOST_D0_CTRL        (HOST_D0_BLOCK + 0x10)
@@ -155,6 +157,11 @@ typedef struct Sim {
     char *ctl;
     char *mem;
     uint64_t mem_size;
+    /*
+     * Component block offset of COMP_REGS region offset 0: 0 (v3), the
+     * capability array (v2), the HDM decoder block (v4).
+     */
+    uint64_t comp_regs_at;
     GPid pid;
     int out_fd;
     bool running;
@@ -297,6 +304,10 @@ static Sim *sim_start(const char *bin, uint64_t mem_mib,
     g_ptr_array_add(argv, g_strdup("--memory-size"));
     g_ptr_array_add(argv, g_strdup_printf("%" PRIu64 "M", mem_mib));
     for (; extra && *extra; extra++) {
+        if (!strcmp(*extra, "--uapi") && extra[1]) {
+            sim->comp_regs_at = !strcmp(extra[1], "v2") ? 0x1000 :
+                                !strcmp(extra[1], "v4") ? HOST_HDM_BLOCK : 0;
+        }
         g_ptr_array_add(argv, g_strdup(*extra));
     }
     g_ptr_array_add(argv, NULL);
@@ -442,9 +453,11 @@ static uint32_t sim_config_readl(void *opaque, uint32_t off)
     return ldl_le_p(b);
 }
 
+/* The host's COMP_REGS dword at component block offset @off. */
 static uint32_t sim_comp_regs_readl(Sim *sim, uint64_t off)
 {
-    QDict *d = sim_ctl(sim, "comp-regs-read 0x%" PRIx64, off);
+    QDict *d = sim_ctl(sim, "comp-regs-read 0x%" PRIx64,
+                       off - sim->comp_regs_at);
     uint32_t v = qdict_get_int(d, "value");
 
     qobject_unref(d);
@@ -873,8 +886,9 @@ static void assert_dvsec_views(QTestState *qts, Sim *sim, uint32_t dvsec,
     }
 }
 
-static void test_dvsec(void)
+static void test_dvsec(const void *data)
 {
+    const char *uapi_args[] = { "--uapi", data, NULL };
     static const DvsecWrite writes[] = {
         { "Control write (Mem_Enable cleared)", DVSEC_CONTROL, 2 },
         { "Range 1 Base Low write", DVSEC_R1_BASE_LO, 4 },
@@ -894,7 +908,7 @@ static void test_dvsec(void)
     if (!bin) {
         return;
     }
-    sim = sim_start(bin, 256, NULL);
+    sim = sim_start(bin, 256, uapi_args);
     qts = start_qemu(sim);
     ecam_enable(qts);
     setup_root_port(qts);
@@ -1036,8 +1050,9 @@ static void check_hdm_writes(QTestState *qts, Sim *sim, uint64_t hdm,
     g_assert_cmpuint(sim_stat(sim, "comp_regs_writes"), ==, comp_writes);
 }
 
-static void test_component(void)
+static void test_component(const void *data)
 {
+    const char *uapi_args[] = { "--uapi", data, NULL };
     const char *bin = sim_binary();
     QTestState *qts;
     Sim *sim;
@@ -1047,7 +1062,7 @@ static void test_component(void)
     if (!bin) {
         return;
     }
-    sim = sim_start(bin, 256, NULL);
+    sim = sim_start(bin, 256, uapi_args);
     qts = start_qemu(sim);
     ecam_enable(qts);
     setup_root_port(qts);
@@ -1091,8 +1106,9 @@ static void test_component(void)
     sim_free(sim);
 }
 
-static void test_memory(void)
+static void test_memory(const void *data)
 {
+    const char *uapi_args[] = { "--uapi", data, NULL };
     const char *bin = sim_binary();
     QTestState *qts;
     Sim *sim;
@@ -1103,7 +1119,7 @@ static void test_memory(void)
     if (!bin) {
         return;
     }
-    sim = sim_start(bin, 512, NULL);
+    sim = sim_start(bin, 512, uapi_args);
     qts = start_qemu(sim);
     ecam_enable(qts);
     setup_root_port(qts);
@@ -1183,7 +1199,7 @@ typedef enum RefusedTopo {
 
 typedef struct RefusedCase {
     const char *name;
-    const char *sim_args[4];
+    const char *sim_args[6];
     uint64_t mem_mib;
     RefusedTopo topo;
     /* All must appear in stderr; '|' separates accepted alternatives. */
@@ -1210,6 +1226,20 @@ static const RefusedCase refused_cases[] = {
       { "fixed memory window", "256 MiB", "512 MiB" } },
     { "no-window-for-host-bridge", { NULL }, 256, TOPO_WINDOW_OTHER_HB,
       { "no CXL fixed memory window" } },
+    { "v4-no-comp-regs", { "--uapi", "v4", "--fault", "no-comp-regs" }, 256,
+      TOPO_STD, { "COMP_REGS region is missing|no COMP_REGS region",
+                  "subtype 2" } },
+    { "v4-no-memory", { "--uapi", "v4", "--fault", "no-memory" }, 256,
+      TOPO_STD, { "memory region is missing|no CXL memory region",
+                  "subtype 1" } },
+    { "v4-memory-smaller-than-decoder",
+      { "--uapi", "v4", "--fault", "memory-smaller-than-decoder" }, 256,
+      TOPO_STD, { "smaller than HDM decoder 0", "128 MiB", "256 MiB" } },
+    { "v4-decoder-uncommitted", { "--uapi", "v4", "--decoder", "uncommitted" },
+      256, TOPO_STD, { "not committed" } },
+    { "v4-comp-regs-size-mismatch",
+      { "--uapi", "v4", "--fault", "comp-regs-size-mismatch" }, 256,
+      TOPO_STD, { "COMP_REGS", "no CXL capability array header" } },
 };
 
 static bool stderr_has(const char *err, const char *needle)
@@ -1363,9 +1393,11 @@ static void assert_sim_free_for_new_client(Sim *sim)
     close(fd);
 }
 
-static void test_hotplug(void)
+static void test_hotplug(const void *data)
 {
-    const char *no_memory[] = { "--fault", "no-memory", NULL };
+    const char *no_memory[] = { "--uapi", data, "--fault", "no-memory",
+                                NULL };
+    const char *uapi_args[] = { "--uapi", data, NULL };
     const char *bin = sim_binary();
     const uint64_t pattern = 0x5aa5c33c0ff0e11eULL;
     QTestState *qts;
@@ -1379,7 +1411,7 @@ static void test_hotplug(void)
         return;
     }
     bad = sim_start(bin, 256, no_memory);
-    good = sim_start(bin, 256, NULL);
+    good = sim_start(bin, 256, uapi_args);
     qts = qtest_init(TOPO_MACHINE TOPO_FMW_4G TOPO_BRIDGES);
     ecam_enable(qts);
     setup_root_port(qts);
@@ -1812,15 +1844,15 @@ static void test_reset(const void *data)
          * after a reset that cleared it: the SBR's, not the CXL Reset's
          * (whose Command write already has it).
          */
-        uint64_t extra = strcmp(c->uapi, "v4") ? 1 : 0;
+        uint64_t command = strcmp(c->uapi, "v4") ? 1 : 0;
 
         guest_secondary_bus_reset(qts);
         sbr_writes = sim_stat(sim, "config_writes") - sbr_writes;
-        if (cxl_writes != sbr_writes + extra) {
+        if (cxl_writes != sbr_writes + command) {
             fail_test("CXL Reset caused %" PRIu64 " host config writes, a "
                       "secondary bus reset %" PRIu64 " (+%" PRIu64 " for "
                       "Command expected): the DVSEC write reached the host",
-                      cxl_writes, sbr_writes, extra);
+                      cxl_writes, sbr_writes, command);
         }
     }
 
@@ -2147,6 +2179,9 @@ static void test_v4_memory_enable(void)
     sim_free(sim);
 }
 
+/* The kernel series' interfaces the simulator reproduces. */
+static const char *const uapis[] = { "v2", "v3", "v4" };
+
 int main(int argc, char **argv)
 {
     size_t i;
@@ -2155,9 +2190,21 @@ int main(int argc, char **argv)
     /* A QEMU that exits early must not kill us through its stdin. */
     signal(SIGPIPE, SIG_IGN);
 
-    qtest_add_func("/vfio-cxl/dvsec", test_dvsec);
-    qtest_add_func("/vfio-cxl/component", test_component);
-    qtest_add_func("/vfio-cxl/memory", test_memory);
+    for (i = 0; i < ARRAY_SIZE(uapis); i++) {
+        g_autofree char *dvsec = g_strdup_printf("/vfio-cxl/dvsec/%s",
+                                                 uapis[i]);
+        g_autofree char *comp = g_strdup_printf("/vfio-cxl/component/%s",
+                                                uapis[i]);
+        g_autofree char *mem = g_strdup_printf("/vfio-cxl/memory/%s",
+                                               uapis[i]);
+        g_autofree char *plug = g_strdup_printf("/vfio-cxl/hotplug/%s",
+                                                uapis[i]);
+
+        qtest_add_data_func(dvsec, uapis[i], test_dvsec);
+        qtest_add_data_func(comp, uapis[i], test_component);
+        qtest_add_data_func(mem, uapis[i], test_memory);
+        qtest_add_data_func(plug, uapis[i], test_hotplug);
+    }
     qtest_add_data_func("/vfio-cxl/uapi/v2", "v2", test_uapi);
     qtest_add_data_func("/vfio-cxl/uapi/v3", "v3", test_uapi);
     qtest_add_data_func("/vfio-cxl/uapi/v4", "v4", test_uapi);
@@ -2172,7 +2219,6 @@ int main(int argc, char **argv)
         qtest_add_data_func(path, &refused_cases[i], test_refused);
     }
     qtest_add_func("/vfio-cxl/host-bridge-decoder", test_host_bridge_decoder);
-    qtest_add_func("/vfio-cxl/hotplug/add-del", test_hotplug);
     for (i = 0; i < ARRAY_SIZE(reset_cases); i++) {
         g_autofree char *path = g_strdup_printf("/vfio-cxl/reset/%s/%s",
                                                 reset_cases[i].name,
