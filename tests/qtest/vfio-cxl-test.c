@@ -2182,6 +2182,63 @@ static void test_v4_memory_enable(void)
 /* The kernel series' interfaces the simulator reproduces. */
 static const char *const uapis[] = { "v2", "v3", "v4" };
 
+/*
+ * A host bridge without HDM decoders (pxb-cxl's default) works, but a
+ * Linux 7.x guest cannot assemble a region over the device: QEMU says
+ * so, once, naming the fix; with the host bridge's decoders it says
+ * nothing.
+ */
+static void test_host_bridge_without_decoders(void)
+{
+    const char *bin = sim_binary();
+    const char *warning = "has no HDM decoders";
+    g_autofree char *log = NULL;
+    g_autofree char *err = NULL;
+    g_autofree char *args = NULL;
+    g_autofree char *with_hdm = NULL;
+    g_autofree char *dev = NULL;
+    QTestState *qts;
+    const char *at;
+    Sim *sim;
+
+    if (!bin) {
+        return;
+    }
+    sim = sim_start(bin, 256, NULL);
+    log = g_build_filename(sim->dir, "qemu-stderr", NULL);
+    {
+        g_autofree char *std = std_args(sim);
+
+        args = g_strdup_printf("%s 2>%s", std, log);
+    }
+    qts = qtest_init(args);
+    qobject_unref(qtest_qmp(qts, "{'execute': 'system_reset'}"));
+    qtest_qmp_eventwait(qts, "RESET");
+    qtest_quit(qts);
+    err = file_tail(log, 0);
+    at = strstr(err, warning);
+    if (!at || !strstr(err, "hdm_for_passthrough=on") ||
+        !strstr(err, "'cxl.1'") || strstr(at + 1, warning)) {
+        fail_test("expected one warning naming host bridge 'cxl.1' and "
+                  "hdm_for_passthrough=on, got: '%s'", err);
+    }
+
+    dev = device_arg("rp0", sim->sock);
+    with_hdm = g_strdup_printf(TOPO_MACHINE TOPO_FMW_4G
+                               "-device pxb-cxl,id=cxl.1,bus=pcie.0,"
+                               "bus_nr=12,hdm_for_passthrough=on "
+                               "-device cxl-rp,id=rp0,bus=cxl.1,chassis=0,"
+                               "slot=0,port=0 %s 2>%s", dev, log);
+    qts = qtest_init(with_hdm);
+    qtest_quit(qts);
+    g_free(err);
+    err = file_tail(log, 0);
+    if (strstr(err, warning)) {
+        fail_test("warned although the host bridge has decoders: '%s'", err);
+    }
+    sim_free(sim);
+}
+
 int main(int argc, char **argv)
 {
     size_t i;
@@ -2219,6 +2276,8 @@ int main(int argc, char **argv)
         qtest_add_data_func(path, &refused_cases[i], test_refused);
     }
     qtest_add_func("/vfio-cxl/host-bridge-decoder", test_host_bridge_decoder);
+    qtest_add_func("/vfio-cxl/host-bridge-without-decoders",
+                   test_host_bridge_without_decoders);
     for (i = 0; i < ARRAY_SIZE(reset_cases); i++) {
         g_autofree char *path = g_strdup_printf("/vfio-cxl/reset/%s/%s",
                                                 reset_cases[i].name,

@@ -343,7 +343,8 @@ unsafe extern "C" fn cxl_status_get<T: CxlDevice>(
     obj: *mut qom::bindings::Object,
     _errp: *mut *mut qom::bindings::Error,
 ) -> *mut c_char {
-    // SAFETY: per the contract.
+    // SAFETY: QOM calls the getter with the object the property belongs
+    // to, an initialized T (whose first field chain starts at Object).
     let dev = unsafe { &*obj.cast::<T>() };
     let status = std::ffi::CString::new(dev.cxl_state().status()).unwrap_or_default();
     // SAFETY: QOM frees the returned copy with g_free.
@@ -357,7 +358,8 @@ unsafe extern "C" fn cxl_status_get<T: CxlDevice>(
 ///
 /// `opaque` is the realized device that registered the handler.
 unsafe extern "C" fn host_bridge_reset<T: CxlDevice>(opaque: *mut c_void) {
-    // SAFETY: per the contract.
+    // SAFETY: opaque is the T that registered this handler in realize and
+    // unregisters it in unrealize, so it is alive whenever this runs.
     let dev = unsafe { &*opaque.cast::<T>() };
     dev.cxl_state().program_host_bridge();
 }

@@ -200,6 +200,7 @@ fn complete(ret: c_int, len: usize) -> io::Result<()> {
 /// `vdev` must point to an initialized `VFIOPCIDevice` (its properties
 /// set, realized or not).
 pub unsafe fn migration_requested(vdev: NonNull<bindings::VFIOPCIDevice>) -> bool {
-    // SAFETY: per the contract.
+    // SAFETY: vdev points to an initialized VFIOPCIDevice, whose vbasedev
+    // field QOM set up with its properties before realize.
     unsafe { (*vdev.as_ptr()).vbasedev.enable_migration == bindings::ON_OFF_AUTO_ON }
 }

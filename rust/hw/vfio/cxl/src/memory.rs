@@ -45,7 +45,9 @@ impl MappedMemory {
         let mut region: Box<bindings::VFIORegion> = Box::default();
         let name = CString::new(format!("vfio-cxl-memory-{index}")).unwrap();
         let index_c = i32::try_from(index).map_err(|_| Error::msg("bad region index"))?;
-        // SAFETY: per the contract; region is zeroed as vfio_region_setup expects.
+        // SAFETY: owner and vbasedev are the realized device that owns the
+        // region; region is zeroed, as vfio_region_setup expects, and boxed,
+        // so it does not move while QEMU holds pointers into it.
         let ret = unsafe {
             bindings::vfio_region_setup(owner, vbasedev, &mut *region, index_c, name.as_ptr())
         };
@@ -146,7 +148,8 @@ impl ComponentOverlay {
     ) -> Result<Self> {
         let bar = NonNull::new(bar).ok_or_else(|| Error::msg("the component BAR is not set up"))?;
         let overlay = NonNull::new(overlay).unwrap();
-        // SAFETY: per the contract.
+        // SAFETY: both regions are initialized and outlive the overlay,
+        // whose drop removes the subregion again.
         unsafe {
             memory_region_add_subregion_overlap(
                 bar.as_ptr(),

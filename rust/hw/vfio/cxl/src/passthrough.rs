@@ -6,7 +6,7 @@
 //! the device, the memory region mapped in the window, the component
 //! block overlaid on the BAR, the migration blocker, and trace events.
 
-use std::ptr::NonNull;
+use std::{cell::Cell, ptr::NonNull};
 
 use bql::BqlRefCell;
 use cxl_model::{
@@ -25,7 +25,6 @@ use crate::{
     topology::{self, CxlPort},
     trace_events as trace,
 };
-
 
 /// Windows taken by realized devices, so that two devices never share one.
 static WINDOWS_IN_USE: BqlRefCell<Vec<usize>> = BqlRefCell::new(Vec::new());
@@ -53,6 +52,8 @@ pub struct CxlPassthrough {
     component: Option<ComponentOverlay>,
     memory: Option<MappedMemory>,
     _migration_blocker: MigrationBlocker,
+    /// Whether the user was told that the host bridge has no decoders.
+    told_no_host_bridge_decoders: Cell<bool>,
 }
 
 /// A refusal at realize: traced, and prefixed with the device's name.
@@ -80,7 +81,8 @@ impl CxlPassthrough {
     /// the result before it is finalized.
     pub unsafe fn realize(dev: &DeviceRefs) -> Result<Self> {
         let name = dev.name.as_str();
-        // SAFETY: dev.vdev is realized and outlives the result (contract).
+        // SAFETY: dev.vdev is the realized device, which drops this
+        // passthrough (and so every copy of the host) in unrealize.
         let host = unsafe { QemuHost::new(dev.vdev, dev.kernel_vfio) };
         let found = passthrough::discover(host).map_err(|e| refused(name, e))?;
         let layout = found.layout();
@@ -123,6 +125,7 @@ impl CxlPassthrough {
             component: None,
             memory: None,
             _migration_blocker: migration_blocker,
+            told_no_host_bridge_decoders: Cell::new(false),
         };
         // Nothing may fail once the memory is mapped: a mapping, once
         // seen by a FlatView, can only be freed when the device is.
@@ -134,7 +137,8 @@ impl CxlPassthrough {
             .map_err(|e| named(name, &e))?;
         this.component = Some(overlay);
         let (region, base) = (this.core.layout().memory_region, this.core.window().base);
-        // SAFETY: per this function's contract.
+        // SAFETY: owner and vbasedev are the realized device, which drops
+        // the mapping (unrealize unmaps it, finalize frees it).
         let memory = unsafe { MappedMemory::map(dev.owner, host.vbasedev(), region, base) }
             .map_err(|e| named(name, &e))?;
         this.memory = Some(memory);
@@ -188,6 +192,17 @@ impl CxlPassthrough {
         let decoder = self.core.host_bridge_decoder(self.port.port_number);
         let programmed = self.port.write_host_bridge_hdm(&decoder.registers());
         trace::trace_vfio_cxl_host_bridge_decoder(decoder.base, decoder.size, programmed);
+        if !programmed && !self.told_no_host_bridge_decoders.replace(true) {
+            // Linux (7.x) assembles a region over a committed endpoint
+            // decoder only through a host bridge decoder of the same range.
+            warn(&format!(
+                "{}: CXL host bridge '{}' has no HDM decoders: a Linux 7.x guest \
+                 cannot assemble a CXL region over the device memory; give the \
+                 pxb-cxl hdm_for_passthrough=on",
+                self.core.name(),
+                self.port.host_bridge_id
+            ));
+        }
     }
 
     /// Guest read of the component block.
@@ -253,6 +268,15 @@ impl CxlPassthrough {
         let index = self.core.window().index;
         WINDOWS_IN_USE.borrow_mut().retain(|&i| i != index);
         memory
+    }
+}
+
+/// `warn_report()`: a configuration the user should change.
+fn warn(msg: &str) {
+    let msg = cstring(msg);
+    // SAFETY: a "%s" format with one NUL-terminated string argument.
+    unsafe {
+        bindings::warn_report(c"%s".as_ptr(), msg.as_ptr());
     }
 }
 

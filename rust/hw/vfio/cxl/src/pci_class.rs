@@ -163,7 +163,8 @@ impl VfioCxlClass {
 /// `obj` must point to a live instance of a type whose class struct is a
 /// `VfioCxlClass`.
 unsafe fn class_of<'a>(obj: *mut Object) -> &'a VfioCxlClass {
-    // SAFETY: per the contract, the class is (at least) a VfioCxlClass.
+    // SAFETY: obj is a live instance whose class struct starts with (is at
+    // least) a VfioCxlClass, so the cast class pointer is valid for reads.
     unsafe { &*qom::bindings::object_get_class(obj.cast()).cast::<VfioCxlClass>() }
 }
 

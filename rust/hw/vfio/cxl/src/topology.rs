@@ -53,7 +53,8 @@ impl CxlPort {
     /// `pdev` must point to a device plugged into a bus.
     pub unsafe fn of(pdev: *mut bindings::PCIDevice) -> Result<Self> {
         let mut port = bindings::VFIOCXLPort::default();
-        // SAFETY: pdev is valid (contract); Error::with_errp gives errp.
+        // SAFETY: pdev is a device plugged into a bus, which the C side
+        // walks up; port is a valid out-parameter; errp comes from with_errp.
         let found = unsafe {
             Error::with_errp(|errp| bindings::vfio_cxl_find_port(pdev, &mut port, errp))?
         };
