@@ -22,6 +22,8 @@ source "$(dirname "$0")/env.sh"
 
 DOCS="$PROJECT_ROOT/docs/system/devices"
 RST="$DOCS/vfio-cxl.rst"
+# The developer page on the kernel interface, per posting.
+DEVEL_RST="$PROJECT_ROOT/docs/devel/vfio-cxl-uapi.rst"
 # The kernel-VFIO example (validated only) and the vfio-user one (which
 # mk/libvirt.sh also runs).
 XMLS=("$DOCS/vfio-cxl-libvirt.xml" "$DOCS/vfio-cxl-libvirt-vfio-user.xml")
@@ -50,7 +52,7 @@ done
 
 # 2. docutils, strict.
 docutils_check() {
-    "$PY" - "$RST" <<'EOF'
+    "$PY" - "$1" <<'EOF'
 import io
 import os
 import sys
@@ -148,14 +150,17 @@ print("docutils %s: %d section(s), %d literal block(s), %d problem(s)" % (
 sys.exit(1 if problems else 0)
 EOF
 }
-check "$(basename "$RST"): docutils, warnings are errors" docutils_check
+for page in "$RST" "$DEVEL_RST"; do
+    check "$(basename "$page"): docutils, warnings are errors" docutils_check "$page"
+done
 
 # 3. Sphinx, -W.
 sphinx_check() {
     local tmp rc
     tmp=$(mktemp -d)
-    mkdir -p "$tmp/src/devices"
+    mkdir -p "$tmp/src/devices" "$tmp/src/devel"
     cp "$RST" "${XMLS[@]}" "$tmp/src/devices/"
+    cp "$DEVEL_RST" "$tmp/src/devel/"
     cat > "$tmp/src/conf.py" <<'EOF'
 # The settings of QEMU's docs/conf.py that affect a single page.
 project = 'QEMU'
@@ -172,6 +177,7 @@ Scratch project
 .. toctree::
 
    devices/vfio-cxl
+   devel/vfio-cxl-uapi
    devices/cxl
    devices/vfio-user
 EOF
@@ -180,14 +186,16 @@ EOF
     printf 'vfio-user\n=========\n' > "$tmp/src/devices/vfio-user.rst"
     # Messages name the real file, not the scratch copy.
     "$PY" -m sphinx -b html -W --keep-going -q -E -d "$tmp/doctrees" \
-        "$tmp/src" "$tmp/html" 2>&1 | sed "s#$tmp/src/devices#$DOCS#g"
+        "$tmp/src" "$tmp/html" 2>&1 |
+        sed -e "s#$tmp/src/devices#$DOCS#g" -e "s#$tmp/src/devel#$PROJECT_ROOT/docs/devel#g"
     rc=${PIPESTATUS[0]}
-    [ $rc -eq 0 ] && [ -s "$tmp/html/devices/vfio-cxl.html" ] || rc=1
+    [ $rc -eq 0 ] && [ -s "$tmp/html/devices/vfio-cxl.html" ] &&
+        [ -s "$tmp/html/devel/vfio-cxl-uapi.html" ] || rc=1
     [ $rc -eq 0 ] && echo "sphinx $("$PY" -c 'import sphinx; print(sphinx.__version__)'): built devices/vfio-cxl.html"
     rm -rf "$tmp"
     return $rc
 }
-check "$(basename "$RST"): Sphinx -W" sphinx_check
+check "$(basename "$RST"), $(basename "$DEVEL_RST"): Sphinx -W" sphinx_check
 
 if [ $failed -ne 0 ]; then
     echo "docs: $failed check(s) failed"

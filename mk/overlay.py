@@ -66,6 +66,9 @@ EDITS = {
     "meson.build": [replace_once(
         "trace_events_subdirs = [\n",
         "trace_events_subdirs = [\n  'rust/hw/vfio/cxl',\n")],
+    "docs/devel/index-internals.rst": [replace_once(
+        "   vfio-iommufd\n",
+        "   vfio-cxl-uapi\n   vfio-iommufd\n")],
     "docs/system/device-emulation.rst": [replace_once(
         "   devices/vfio-user.rst\n",
         "   devices/vfio-cxl.rst\n   devices/vfio-user.rst\n")],
