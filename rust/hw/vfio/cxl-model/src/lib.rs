@@ -6,11 +6,21 @@
 //! vfio-user simulator and the fuzzers share one implementation:
 //!
 //! - [`component`]: the CXL.cachemem capability array,
+//! - [`discovery`]: validating what a host offers, telling its uAPI
+//!   version apart, the layout the device uses,
+//! - [`dvsec`]: the CXL Device and Register Locator DVSECs,
+//! - [`guest_component`]: the component block as the guest sees it,
 //! - [`hdm`]: the HDM decoder structure the guest sees,
 //! - [`host`]: the kernel's `COMP_REGS` shadow, per uAPI version,
+//! - [`host_device`]: the trait the device core asks its host through,
+//! - [`passthrough`]: the device core (realize, reset, guest paths),
 //! - [`pcie`]: the PCI Express FLR rule,
-//! - [`dvsec`]: the CXL Device and Register Locator DVSECs,
-//! - [`uapi`]: the vfio-pci CXL uAPI and its capability chains.
+//! - [`uapi`]: the vfio-pci CXL uAPI and its capability chains,
+//! - [`window`]: choosing the CXL fixed memory window and the host
+//!   bridge decoder.
+//!
+//! What each uAPI posting presents is described, with sources, in
+//! `docs/devel/vfio-cxl-uapi.rst`.
 //!
 //! Every parser takes untrusted bytes and reports malformed input as an
 //! error value; nothing here panics on input.

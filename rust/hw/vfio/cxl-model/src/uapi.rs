@@ -29,8 +29,9 @@ pub use vfio_bindings::bindings::vfio::{
 /// Which posting of the kernel series the host implements.
 ///
 /// The differences that matter to user space (`COMP_REGS` layout and access
-/// rules, shadow semantics, reset behaviour) are described at the top of
-/// [`crate::host`] and in the simulator's README; the types in
+/// rules, shadow semantics, reset behaviour) are described in
+/// `docs/devel/vfio-cxl-uapi.rst` and at the top of [`crate::host`]; the
+/// types in
 /// [`crate::host`] and [`crate::dvsec`] follow them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UapiVersion {
