@@ -5,14 +5,21 @@
 //! The glue gathers plain data, the same way over kernel VFIO and over
 //! vfio-user: a [`RegionDesc`] per region index, the device's config space,
 //! the CXL device-info capability when the host has one (kernel VFIO only),
-//! and a way to read `COMP_REGS` dwords.  [`discover`] checks all of it and
-//! returns a [`HostLayout`], or the first [`DiscoveryError`] found.
+//! v4's `COMP_REGS` region capability when the host has one, and a way to
+//! read dwords of `COMP_REGS` and of the component BAR.  [`discover_with`]
+//! checks all of it and returns a [`HostLayout`], or the first
+//! [`DiscoveryError`] found.
 //!
-//! Regions are found by type and subtype, never by index.  The `COMP_REGS`
-//! layout is recognised from its contents: a v3 region is the whole 64 KiB
-//! block (capability array header at region offset 0x1000), a v2 region
-//! starts at the capability array (header at region offset 0).  The
-//! device-info capability, when present, is only a cross-check.
+//! Regions are found by type and subtype, never by index; either v4-era
+//! region type is accepted.  The uAPI posting is told from the `COMP_REGS`
+//! layout: a v3 region is the whole 64 KiB block (capability array header
+//! at region offset 0x1000), a v2 region starts at the capability array
+//! (header at region offset 0), a v4 region is exactly the HDM decoder
+//! structure (its capability register at offset 0), whose capability array
+//! is then read through the BAR.  The device-info capability, v4's region
+//! capability and the region type are cross-checks: a host whose markers
+//! belong to another posting than its layout is refused.  See
+//! `docs/devel/vfio-cxl-uapi.rst`.
 //!
 //! Choices the glue must know:
 //! - Only the capability array header, its entries and the HDM decoder
@@ -23,9 +30,9 @@
 //!   Decoder SIZE and BASE keep bits 31:28 of their low dwords only.
 //! - Decoder 0 must be 1 way: a device that is part of a host interleave set
 //!   cannot be passed through alone.
-//! - [`HostLayout::uapi_hint`] is the posting whose `COMP_REGS` layout was
-//!   found, unless the device-info capability has the v4 layout, whose
-//!   shadow semantics this crate does not model (then `None`).
+//! - [`HostLayout::uapi`] is the posting found; a flags-only device-info
+//!   capability (proposed in v4's review) carries no layout and says
+//!   nothing about it.
 
 use std::fmt;
 
