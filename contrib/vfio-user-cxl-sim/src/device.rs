@@ -70,7 +70,7 @@ pub struct RegionDesc<'a> {
     pub flags: u32,
     pub size: u64,
     /// Encoded capability chain, laid out for a region info structure
-    /// whose chain starts at [`crate::protocol::RegionInfo::SIZE`]
+    /// whose chain starts at [`crate::protocol::REGION_INFO_SIZE`]
     /// (empty: no capabilities).
     pub caps: Vec<u8>,
     /// Descriptor to pass for `mmap` (regions with MMAP only).
