@@ -23,6 +23,7 @@
 #include "qemu/bswap.h"
 #include "qobject/qdict.h"
 #include "qobject/qjson.h"
+#include "qobject/qlist.h"
 #include "qobject/qstring.h"
 #ifdef CONFIG_LINUX
 #include <sys/prctl.h>
@@ -2239,6 +2240,100 @@ static void test_host_bridge_without_decoders(void)
     sim_free(sim);
 }
 
+/*
+ * A function whose Device Capabilities do not advertise FLR: a guest
+ * write of Initiate FLR is an ordinary config write, never a host reset,
+ * and the memory stays where it is.
+ */
+static void test_no_flr(void)
+{
+    const char *extra[] = { "--fault", "no-flr", NULL };
+    const char *bin = sim_binary();
+    const uint64_t pattern = 0x6b6b1e1e2d2d3c3cULL;
+    uint32_t exp;
+    uint64_t resets;
+    uint16_t devctl;
+    QTestState *qts;
+    GuestCxl g;
+    Sim *sim;
+
+    if (!bin) {
+        return;
+    }
+    sim = sim_start(bin, 256, extra);
+    qts = start_qemu(sim);
+    guest_cxl_setup(qts, sim, &g);
+    exp = find_exp_cap(qts, DEV_BUS);
+    g_assert_cmphex(exp, !=, 0);
+    g_assert_cmphex(cfg_readl(qts, DEV_BUS, exp + EXP_DEVCAP) &
+                    EXP_DEVCAP_FLR, ==, 0);
+    put_pattern(qts, sim, g.base, pattern);
+    resets = sim_stat(sim, "resets");
+    devctl = cfg_readw(qts, DEV_BUS, exp + EXP_DEVCTL);
+    cfg_writew(qts, DEV_BUS, exp + EXP_DEVCTL, devctl | EXP_DEVCTL_FLR);
+    g_assert_cmpuint(sim_stat(sim, "resets"), ==, resets);
+    g_assert(qmp_running(qts));
+    assert_memory_after_reset(qts, sim, g.base, pattern, false,
+                              "Initiate FLR on a function without FLR");
+    qtest_quit(qts);
+    sim_free(sim);
+}
+
+/*
+ * Our properties carry descriptions (what -device <type>,help prints), as
+ * QEMU's own do.
+ */
+static void test_property_help(void)
+{
+    static const char *const types[] = { "vfio-cxl", "vfio-user-cxl" };
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(types); i++) {
+        QTestState *qts = qtest_init("-machine none");
+        QDict *rsp = qtest_qmp(qts, "{'execute': 'device-list-properties', "
+                               "'arguments': {'typename': %s}}", types[i]);
+        QListEntry *e;
+        int described = 0;
+
+        QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+            QDict *prop = qobject_to(QDict, qlist_entry_obj(e));
+            const char *name = qdict_get_str(prop, "name");
+
+            if (!strcmp(name, "cxl-fmw") || !strcmp(name, "cxl-status")) {
+                if (!qdict_haskey(prop, "description") ||
+                    strlen(qdict_get_str(prop, "description")) < 20) {
+                    fail_test("%s: property %s has no description", types[i],
+                              name);
+                }
+                described++;
+            }
+        }
+        g_assert_cmpint(described, ==, 2);
+        qobject_unref(rsp);
+        qtest_quit(qts);
+    }
+}
+
+/* Options that cannot work are refused before the host is opened. */
+static void test_refused_options(void)
+{
+    g_autofree char *fmw = qemu_expect_failure(
+        "-M q35 -device '{\"driver\":\"vfio-user-cxl\",\"id\":\"acc\","
+        "\"socket\":{\"type\":\"unix\",\"path\":\"/nonexistent\"},"
+        "\"cxl-fmw\":-2}'");
+    g_autofree char *migration = qemu_expect_failure(
+        "-M q35 -device vfio-cxl,id=acc,host=0000:00:1f.7,"
+        "enable-migration=on");
+
+    if (!strstr(fmw, "acc") || !strstr(fmw, "cxl-fmw=-2")) {
+        fail_test("cxl-fmw=-2 was not refused by name: '%s'", fmw);
+    }
+    if (!strstr(migration, "acc") ||
+        !strstr(migration, "enable-migration=on cannot work")) {
+        fail_test("enable-migration=on was not refused: '%s'", migration);
+    }
+}
+
 int main(int argc, char **argv)
 {
     size_t i;
@@ -2276,6 +2371,9 @@ int main(int argc, char **argv)
         qtest_add_data_func(path, &refused_cases[i], test_refused);
     }
     qtest_add_func("/vfio-cxl/host-bridge-decoder", test_host_bridge_decoder);
+    qtest_add_func("/vfio-cxl/no-flr", test_no_flr);
+    qtest_add_func("/vfio-cxl/property-help", test_property_help);
+    qtest_add_func("/vfio-cxl/refused-options", test_refused_options);
     qtest_add_func("/vfio-cxl/host-bridge-without-decoders",
                    test_host_bridge_without_decoders);
     for (i = 0; i < ARRAY_SIZE(reset_cases); i++) {

@@ -77,6 +77,12 @@ pub struct ConfigSpace {
 }
 
 impl ConfigSpace {
+    /// Device Capabilities without Function Level Reset (`--fault no-flr`).
+    pub fn withhold_flr(&mut self) {
+        let at = PCIE_CAP + 0x04;
+        self.set32(at, PCIE_DEVCAP & !PCI_EXP_DEVCAP_FLR);
+    }
+
     /// Power-on configuration space for a device with a 64-bit BAR 0 of
     /// `bar0_size` bytes (a power of two, at least 16).
     #[must_use]

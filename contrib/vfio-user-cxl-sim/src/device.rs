@@ -142,6 +142,9 @@ impl Device {
     pub fn power_on(&mut self) -> std::io::Result<()> {
         self.cxl = CxlHost::new(&self.opts, COMPONENT_OFFSET);
         self.config = ConfigSpace::new(BAR0_SIZE);
+        if self.opts.faults.no_flr {
+            self.config.withhold_flr();
+        }
         self.dvsec_len = self.cxl.dvsec_len();
         let locator_at = (self.dvsec_at + self.dvsec_len + 3) & !3;
         let dvsec = self.cxl.link_dvsec(locator_at as u16);

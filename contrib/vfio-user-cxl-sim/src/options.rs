@@ -58,6 +58,9 @@ pub struct Faults {
     /// v4: the CXL reset the kernel runs when the device is opened fails,
     /// so every connection is closed at once.
     pub open_reset_fails: bool,
+    /// Device Capabilities does not advertise Function Level Reset, so a
+    /// write of Initiate FLR is no reset (as on such hardware).
+    pub no_flr: bool,
     /// Each connection is closed after this many messages.
     pub drop_after: Option<u64>,
 }
@@ -73,6 +76,7 @@ impl Faults {
             "memory-smaller-than-decoder" => self.memory_smaller_than_decoder = true,
             "reset-fails" => self.reset_fails = true,
             "open-reset-fails" => self.open_reset_fails = true,
+            "no-flr" => self.no_flr = true,
             _ => {
                 let n = name
                     .strip_prefix("drop-after=")
@@ -165,6 +169,8 @@ Faults (--fault NAME, repeatable):
                                CXL Reset, which reports RST_ERR)
   open-reset-fails             v4: the reset at open fails, so each
                                connection is closed at once
+  no-flr                       Device Capabilities without FLR: a write of
+                               Initiate FLR is no reset
   drop-after=N                 close each connection after N messages
 
 Device: vendor 0x1234 device 0xc202, class 0x120000; BAR 0 is 256K, 64-bit

@@ -13,13 +13,14 @@ use cxl_model::uapi::{
 };
 use vfio_user_cxl_sim::client::Client;
 
-const FAULTS: [&str; 7] = [
+const FAULTS: [&str; 8] = [
     "no-comp-regs",
     "no-memory",
     "comp-regs-size-mismatch",
     "cap-chain-loop",
     "memory-smaller-than-decoder",
     "reset-fails",
+    "no-flr",
     "drop-after=40",
 ];
 
@@ -101,6 +102,25 @@ fn symptoms(sim: &Sim, v: UapiVersion) -> Vec<&'static str> {
     }
     if c.reset().is_err() {
         found.push("reset-fails");
+    }
+    // Device Capabilities (PCIe capability at 0x40, +4) advertises FLR in
+    // bit 28; without it a write of Initiate FLR (Device Control bit 15)
+    // is no reset.
+    // (A connection that drop-after already closed shows nothing here.)
+    let mut flr_probe = || -> Option<(u32, bool)> {
+        let devcap = c.read_u32(7, 0x44).ok()?;
+        let resets = sim.control("stats")["resets"].as_u64()?;
+        let devctl = c.region_read(7, 0x48, 2).ok()?;
+        c.region_write(7, 0x48, &[devctl[0], devctl[1] | 0x80]).ok()?;
+        Some((devcap, sim.control("stats")["resets"].as_u64()? > resets))
+    };
+    match flr_probe() {
+        Some((devcap, flr_reset)) if devcap & (1 << 28) == 0 => {
+            assert!(!flr_reset, "Initiate FLR reset a function without FLR");
+            found.push("no-flr");
+        }
+        Some((_, false)) if !found.contains(&"reset-fails") => found.push("flr-ignored"),
+        _ => {}
     }
     // Keep talking until the connection is dropped (or clearly is not).
     // One client at a time: hang up first.
