@@ -33,6 +33,7 @@ step "docs (rST, libvirt XML)" bash mk/check-docs.sh
 step "rustfmt (workspace)" cargo fmt --all --check
 step "clippy (workspace)" cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo test (workspace)" cargo test --workspace --quiet
+step "rustdoc (workspace)" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 if bash mk/build.sh; then
     step "rustfmt and clippy (crates built inside QEMU)" bash mk/lint-device.sh

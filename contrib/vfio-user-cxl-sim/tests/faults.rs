@@ -111,7 +111,8 @@ fn symptoms(sim: &Sim, v: UapiVersion) -> Vec<&'static str> {
         let devcap = c.read_u32(7, 0x44).ok()?;
         let resets = sim.control("stats")["resets"].as_u64()?;
         let devctl = c.region_read(7, 0x48, 2).ok()?;
-        c.region_write(7, 0x48, &[devctl[0], devctl[1] | 0x80]).ok()?;
+        c.region_write(7, 0x48, &[devctl[0], devctl[1] | 0x80])
+            .ok()?;
         Some((devcap, sim.control("stats")["resets"].as_u64()? > resets))
     };
     match flr_probe() {
