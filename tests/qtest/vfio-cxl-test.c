@@ -522,6 +522,15 @@ static QTestState *start_qemu(Sim *sim)
     return qtest_init(args);
 }
 
+/* The same, with QEMU's stderr going to the file @log. */
+static QTestState *start_qemu_logging(Sim *sim, const char *log)
+{
+    g_autofree char *std = std_args(sim);
+    g_autofree char *args = g_strdup_printf("%s 2>%s", std, log);
+
+    return qtest_init(args);
+}
+
 /*
  * Runs QEMU with @args, expecting it to refuse to start.  A monitor on
  * stdin is told to quit, so that a QEMU that does start ends anyway.
@@ -1894,7 +1903,6 @@ static void test_reset_failure(const void *data)
     const char *extra[] = { "--uapi", uapi, "--fault", "reset-fails", NULL };
     const char *bin = sim_binary();
     const uint64_t pattern = 0x3c3c5a5aa5a5c3c3ULL;
-    g_autofree char *args = NULL;
     g_autofree char *log = NULL;
     g_autofree char *err = NULL;
     g_autofree char *boot_err = NULL;
@@ -1911,12 +1919,7 @@ static void test_reset_failure(const void *data)
     }
     sim = sim_start(bin, 256, extra);
     log = g_build_filename(sim->dir, "qemu-stderr", NULL);
-    {
-        g_autofree char *std = std_args(sim);
-
-        args = g_strdup_printf("%s 2>%s", std, log);
-    }
-    qts = qtest_init(args);
+    qts = start_qemu_logging(sim, log);
     guest_cxl_setup(qts, sim, &g);
 
     /*
@@ -2195,7 +2198,6 @@ static void test_host_bridge_without_decoders(void)
     const char *warning = "has no HDM decoders";
     g_autofree char *log = NULL;
     g_autofree char *err = NULL;
-    g_autofree char *args = NULL;
     g_autofree char *with_hdm = NULL;
     g_autofree char *dev = NULL;
     QTestState *qts;
@@ -2207,12 +2209,7 @@ static void test_host_bridge_without_decoders(void)
     }
     sim = sim_start(bin, 256, NULL);
     log = g_build_filename(sim->dir, "qemu-stderr", NULL);
-    {
-        g_autofree char *std = std_args(sim);
-
-        args = g_strdup_printf("%s 2>%s", std, log);
-    }
-    qts = qtest_init(args);
+    qts = start_qemu_logging(sim, log);
     qobject_unref(qtest_qmp(qts, "{'execute': 'system_reset'}"));
     qtest_qmp_eventwait(qts, "RESET");
     qtest_quit(qts);
