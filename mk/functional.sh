@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Run the functional test: a Linux guest (Debian's kernel 6.1, booted with
-# TCG) uses a CXL Type-2 accelerator passed through by vfio-user-cxl from
-# the simulator.  Builds what it needs (guest image, simulator, the test
+# Run the functional test: Linux guests (Debian's kernels 6.1 and 7.2,
+# booted with TCG; under 7.2 with our Type-2 driver) use a CXL Type-2
+# accelerator passed through by vfio-user-cxl from the simulator.  Builds what it needs (guest image, simulator, the test
 # framework's Python packages), then runs
 # tests/functional/x86_64/test_vfio_cxl.py with VFIO_CXL_REQUIRE_GUEST=1,
 # so a missing input is a failure, not a skip.  QEMU itself must already
@@ -34,7 +34,9 @@ fi
 # python/ tree has it too) and pycotap (the TAP runner), from PyPI.
 py="$QEMU_BUILD/pyvenv/bin/python3"
 [ -x "$py" ] || die "no pyvenv in $QEMU_BUILD: run mk/build.sh first"
-export PYTHONPATH="$QEMU_SRC/python:$QEMU_SRC/tests/functional"
+# Our tests/functional first: its modules (vfio_cxl_boot) are this tree's,
+# whatever the overlay in $QEMU_SRC points at.
+export PYTHONPATH="$PROJECT_ROOT/tests/functional:$QEMU_SRC/python:$QEMU_SRC/tests/functional"
 if ! "$py" -c 'import pycotap, qemu.qmp, qemu.machine' 2>/dev/null; then
     say "Installing the functional tests' Python packages into $QEMU_BUILD/pyvenv"
     "$py" -m pip install -q --disable-pip-version-check 'pycotap>=1.1.0' 'qemu.qmp>=0.0.3' ||
