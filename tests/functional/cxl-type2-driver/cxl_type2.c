@@ -251,9 +251,7 @@ static struct pci_driver cxl_type2_driver = {
 	.name = "cxl_type2",
 	.id_table = cxl_type2_ids,
 	.probe = cxl_type2_probe,
-	.driver = {
-		.dev_groups = cxl_type2_groups,
-	},
+	.dev_groups = cxl_type2_groups,
 };
 module_pci_driver(cxl_type2_driver);
 
