@@ -145,8 +145,14 @@ def main():
                 check(r.get('reset.result') == 'ok' and kept and
                       r.get('flr.hdm.d0.ctrl') == r.get('hdm.d0.ctrl') and
                       r.get('flr.dvsec.locked') == '1',
-                      f"FLR from the guest: decoder, DVSEC and data unchanged; "
-                      f"host resets seen: {stats.get('resets')}")
+                      f"FLR from the guest: decoder, DVSEC and data unchanged")
+                kept = all(r.get(f'cxlr.mem.{p}.checksum') == r.get(f'mem.{p}.checksum')
+                           for p, _, _ in pages)
+                check(r.get('cxl_reset.result') == 'ok' and kept and
+                      r.get('cxlr.hdm.d0.ctrl') == r.get('hdm.d0.ctrl'),
+                      f"CXL Reset from the guest (DVSEC Control2): decoder and "
+                      f"data unchanged; host resets seen: {stats.get('resets')} "
+                      f"(machine start, FLR, CXL Reset)")
                 check(r.get('errors') == '0',
                       f"guest errors: {r.get('errors', 'no report')}")
         simproc.terminate()

@@ -44,3 +44,18 @@ ensure_debs() {    # WHAT PACKAGE...
           "${missing[@]}"; } > "$log" 2>&1 ||
         { tail -n 20 "$log"; die "apt-get install ${missing[*]} failed (log: $log)"; }
 }
+
+# The first Debian mirror the host's apt sources name (empty if none):
+# where packages of a suite the host does not list are derived from.
+debian_mirror() {
+    local f m=""
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        m=$(awk '/^URIs:/ && $2 ~ /\/debian\/?$/ {print $2; exit}' "$f")
+        [ -n "$m" ] && break
+    done
+    if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
+        m=$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list)
+    fi
+    echo "$m"
+}

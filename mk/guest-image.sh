@@ -67,20 +67,6 @@ ensure_debs guest cpio gcc libc6-dev xz-utils
 # --------------------------------------------------------------------------
 # apt: the host's own sources, or a private state for another suite
 # --------------------------------------------------------------------------
-# The first Debian mirror the host's apt sources name.
-debian_mirror() {
-    local f m=""
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        m=$(awk '/^URIs:/ && $2 ~ /\/debian\/?$/ {print $2; exit}' "$f")
-        [ -n "$m" ] && break
-    done
-    if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
-        m=$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list)
-    fi
-    echo "$m"
-}
-
 # apt_opts SUITE: fills APT_OPTS with the options that make apt-get and
 # apt-cache use SUITE.  The host's suites (or "") need none; another one gets a
 # private source list and state under $VFIO_CXL_CACHE/apt-SUITE, updated

@@ -27,16 +27,7 @@ apt_in=(apt-get -o Acquire::Check-Valid-Until=false -qq)
 [ "$(id -u)" = 0 ] || die "building the guest driver needs root (debootstrap, chroot)"
 ensure_debs guest-driver debootstrap
 
-# The mirror: the first Debian one the host's apt sources name.
-mirror=""
-for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    mirror=$(awk '/^URIs:/ && $2 ~ /\/debian\/?$/ {print $2; exit}' "$f")
-    [ -n "$mirror" ] && break
-done
-if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
-    mirror=$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list)
-fi
+mirror="$(debian_mirror)"
 
 if [ ! -f "$chroot_dir/.complete" ]; then
     [ -n "$mirror" ] || die "no Debian mirror in /etc/apt/sources.list{,.d} for debootstrap"
