@@ -101,6 +101,13 @@ class Simulator:
         self.proc = None
         self.log = None
 
+    @property
+    def clears_memory(self):
+        """Whether the host clears device memory at every reset: v4's
+        kernel runs a CXL reset at open and close and for every FLR, CXL
+        Reset and VFIO reset, and that reset clears the memory."""
+        return self.uapi == 'v4'
+
     def start(self, timeout=20):
         """Starts it and waits until it listens; raises RuntimeError (with
         its output) if it exits or does not listen in @timeout s."""

@@ -19,12 +19,17 @@ GuestReportChecks is a mixin for a unittest.TestCase that provides
 SPDX-License-Identifier: GPL-2.0-or-later
 """
 
+import os
 import re
 import time
 
-from vfio_cxl_boot import (KERNELS, MEM_SIZE, PAGE, REPORT_BEGIN,
-                           REPORT_END, WINDOW_SIZE, booted_kernel, fnv1a, num,
-                           pattern_page)
+from vfio_cxl_boot import (HOST_LEN, HOST_OFF, KERNELS, MEM_SIZE, PAGE,
+                           REPORT_BEGIN, REPORT_END, WINDOW_SIZE,
+                           booted_kernel, fnv1a, num, pattern_page)
+
+# The pages the guest writes (mem.<n> before the FLR, a fresh one after
+# each reset), by their report name.
+WRITTEN_PAGE = re.compile(r'(mem\.\d+|(?:flr|cxlr)\.mem\.new)\.offset')
 
 
 class GuestReportChecks:
@@ -45,6 +50,27 @@ class GuestReportChecks:
 
     def device_memory(self, off, length):
         return self.sim.memory(off, length)
+
+    def write_host_pattern(self):
+        """Random bytes written into device memory at HOST_OFF by the
+        host, for the guest to read back."""
+        host_bytes = os.urandom(HOST_LEN)
+        self.ctl(f'mem-write {HOST_OFF:#x} {host_bytes.hex()}')
+        self.assertEqual(self.ctl(f'mem-read {HOST_OFF:#x} {HOST_LEN}')['hex'],
+                         host_bytes.hex(), 'mem-write did not reach device '
+                         'memory')
+        return host_bytes
+
+    def keep_written_pages(self, report):
+        """Copies, from the simulator's memory file, the pages the guest
+        has written so far and that are not kept yet.  Called while the
+        guest waits before each reset and at the report's end: a v4 host
+        clears the memory at every reset and at close."""
+        for key, value in report.items():
+            page = WRITTEN_PAGE.fullmatch(key)
+            if page and page.group(1) not in self.written_pages:
+                self.written_pages[page.group(1)] = \
+                    self.device_memory(num(value), PAGE)
 
     def window_from_mtree(self):
         """The CXL fixed memory window and the device memory, as QEMU
@@ -72,11 +98,13 @@ class GuestReportChecks:
         """Reads the console up to the end of the report, at most @timeout
         seconds; notes the kernel /init says it booted and snapshots the
         simulator's counters at the report's start and before the guest's
-        FLR and CXL Reset.  console_line(seconds) returns the next console
+        FLR and CXL Reset, and the pages the guest wrote (before each reset
+        and at the end).  console_line(seconds) returns the next console
         line without its end, or None when the console closed."""
         deadline = time.monotonic() + timeout
         report, inside = {}, False
         self.stats_before_flr = self.stats_before_cxl_reset = None
+        self.written_pages = {}
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -96,14 +124,17 @@ class GuestReportChecks:
                 self.stats_begin = self.stats()
                 self.mtree = self.window_from_mtree()
             elif line == REPORT_END:
+                self.keep_written_pages(report)
                 return report
             elif inside and '=' in line:
                 key, value = line.split('=', 1)
                 report[key] = value
                 if key == 'reset.pending':
                     self.stats_before_flr = self.stats()
+                    self.keep_written_pages(report)
                 elif key == 'cxl_reset.pending':
                     self.stats_before_cxl_reset = self.stats()
+                    self.keep_written_pages(report)
 
     def check_booted(self, series):
         """The guest runs Linux @series (as /init said, from uname -r)."""
@@ -205,13 +236,24 @@ class GuestReportChecks:
                     if re.match(r'(dvsec|hdm|cxl|pci|hb\.hdm|type2)\.', k)]:
             self.assertEqual(r.get(p + key), r[key],
                              f'{key} changed across the {reset}')
-        for page in pages:
-            self.assertEqual(r[f'{p}mem.{page}.checksum'],
-                             r[f'mem.{page}.checksum'],
-                             f'page at {r[f"mem.{page}.offset"]} changed '
-                             f'across the {reset}')
-            self.assertEqual(r[f'{p}mem.{page}.mismatched_words'], '0')
-        self.assertEqual(r[f'{p}host_pattern.hex'], host_bytes.hex())
+        if self.sim.clears_memory:
+            # The host's reset cleared the memory: zeroes where the guest
+            # and the host wrote.
+            zeroes = fnv1a(bytes(PAGE))
+            for page in pages:
+                self.assertEqual(num(r[f'{p}mem.{page}.checksum']), zeroes,
+                                 f'page at {r[f"mem.{page}.offset"]} not '
+                                 f'cleared by the {reset} (uAPI '
+                                 f'{self.sim.uapi})')
+            self.assertEqual(r[f'{p}host_pattern.hex'], '00' * HOST_LEN)
+        else:
+            for page in pages:
+                self.assertEqual(r[f'{p}mem.{page}.checksum'],
+                                 r[f'mem.{page}.checksum'],
+                                 f'page at {r[f"mem.{page}.offset"]} changed '
+                                 f'across the {reset}')
+                self.assertEqual(r[f'{p}mem.{page}.mismatched_words'], '0')
+            self.assertEqual(r[f'{p}host_pattern.hex'], host_bytes.hex())
         self.check_page(r, f'{p}mem.new', {'flr.': 2, 'cxlr.': 3}[p])
 
     def check_host_bridge(self, r, win_base, win_size, hb_hdm, hb_port):
@@ -242,8 +284,12 @@ class GuestReportChecks:
                  f"{r['hb.hdm.d0.ctrl']} -> port {port}")
 
     def check_page(self, r, name, seed):
+        """The page the guest wrote as @name holds its pattern, in the
+        guest's reading and in device memory (as kept while the guest
+        ran)."""
         off = num(r[f'{name}.offset'])
-        data = self.device_memory(off, PAGE)
+        data = self.written_pages.get(name)
+        self.assertIsNotNone(data, f'{name} was not read from device memory')
         self.assertEqual(r[f'{name}.mismatched_words'], '0',
                          f'{name}: the guest read back other data')
         self.assertTrue(data == pattern_page(seed, off),

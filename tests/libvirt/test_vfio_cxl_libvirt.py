@@ -277,8 +277,7 @@ class LibvirtDomain(GuestReportChecks, unittest.TestCase):
         before = tree(self.daemon.root)
 
         self.sim = self.start_sim('sim0')
-        host_bytes = os.urandom(HOST_LEN)
-        self.ctl(f'mem-write {HOST_OFF:#x} {host_bytes.hex()}')
+        host_bytes = self.write_host_pattern()
 
         self.name = domain_xml.name(DOMAIN_XML)
         xml = domain_xml.concrete_domain(
