@@ -27,6 +27,7 @@ def boot_guest(qemu, args):
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
     report, inside, buf = {}, False, b''
+    booted = None
     start = last = time.monotonic()
     milestones = {'Linux version': 'kernel started',
                   'cxl_acpi': 'CXL drivers loading',
@@ -50,6 +51,10 @@ def boot_guest(qemu, args):
                     del milestones[marker]
             if line.startswith('qemu-system'):
                 print('  ' + line)
+            if boot.booted_kernel(line):
+                booted = boot.booted_kernel(line)
+                print(f'  {time.monotonic() - start:5.1f} s  guest runs Linux '
+                      f'{booted}', flush=True)
             if line == boot.REPORT_BEGIN:
                 inside = True
             elif line == boot.REPORT_END:
@@ -61,7 +66,7 @@ def boot_guest(qemu, args):
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
-    return report, time.monotonic() - start
+    return report, booted, time.monotonic() - start
 
 
 def main():
@@ -85,17 +90,25 @@ def main():
         print(f'host: wrote {boot.HOST_LEN} random bytes into device memory '
               f'at {boot.HOST_OFF:#x}')
 
-        print('booting Linux (Debian kernel 6.1) under TCG with '
-              '-device vfio-user-cxl ...', flush=True)
+        # mk/guest-image.sh writes which kernel package it put there.
+        version = os.path.join(os.path.dirname(kernel), 'kernel-version')
+        try:
+            with open(version) as f:
+                package = f.read().split()[0]
+        except OSError:
+            package = os.path.basename(kernel)
+        print(f'booting {package} under TCG with -device vfio-user-cxl ...',
+              flush=True)
         args = boot.qemu_args('tcg', sock, kernel, initrd)
-        r, elapsed = boot_guest(qemu, args)
+        r, booted, elapsed = boot_guest(qemu, args)
         stats = boot.sim_control(ctl, 'stats')
         with open(mem, 'rb') as f:
             def device_memory(off, length):
                 f.seek(off)
                 return f.read(length)
 
-            print(f'\nWhat the guest saw ({elapsed:.0f} s, TCG):')
+            print(f'\nWhat the guest (Linux {booted or "that never started"}) '
+                  f'saw ({elapsed:.0f} s, TCG):')
             if 'device' not in r:
                 check(False, 'the guest did not report the device')
             else:
@@ -132,8 +145,14 @@ def main():
                 check(r.get('reset.result') == 'ok' and kept and
                       r.get('flr.hdm.d0.ctrl') == r.get('hdm.d0.ctrl') and
                       r.get('flr.dvsec.locked') == '1',
-                      f"FLR from the guest: decoder, DVSEC and data unchanged; "
-                      f"host resets seen: {stats.get('resets')}")
+                      f"FLR from the guest: decoder, DVSEC and data unchanged")
+                kept = all(r.get(f'cxlr.mem.{p}.checksum') == r.get(f'mem.{p}.checksum')
+                           for p, _, _ in pages)
+                check(r.get('cxl_reset.result') == 'ok' and kept and
+                      r.get('cxlr.hdm.d0.ctrl') == r.get('hdm.d0.ctrl'),
+                      f"CXL Reset from the guest (DVSEC Control2): decoder and "
+                      f"data unchanged; host resets seen: {stats.get('resets')} "
+                      f"(machine start, FLR, CXL Reset)")
                 check(r.get('errors') == '0',
                       f"guest errors: {r.get('errors', 'no report')}")
         simproc.terminate()

@@ -63,3 +63,18 @@ need_built_qemu() {
         while pgrep -x ninja >/dev/null; do sleep 2; done
     fi
 }
+
+# The first Debian mirror the host's apt sources name (empty if none):
+# where packages of a suite the host does not list are derived from.
+debian_mirror() {
+    local f m=""
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        m=$(awk '/^URIs:/ && $2 ~ /\/debian\/?$/ {print $2; exit}' "$f")
+        [ -n "$m" ] && break
+    done
+    if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
+        m=$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list)
+    fi
+    echo "$m"
+}

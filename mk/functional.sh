@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Run the functional test: a Linux guest (Debian's kernel 6.1, booted with
-# TCG) uses a CXL Type-2 accelerator passed through by vfio-user-cxl from
-# the simulator.  Builds what it needs (guest image, simulator, the test
-# framework's Python packages), then runs
+# Run the functional test: Linux guests (Debian's kernels 6.1 and 7.2,
+# booted with TCG; under 7.2 with our Type-2 driver) use a CXL Type-2
+# accelerator passed through by vfio-user-cxl from the simulator.  Builds
+# what it needs (guest images, simulator, the test framework's Python
+# packages), then runs
 # tests/functional/x86_64/test_vfio_cxl.py with VFIO_CXL_REQUIRE_GUEST=1,
 # so a missing input is a failure, not a skip.  QEMU itself must already
 # be built (mk/build.sh).

@@ -1,22 +1,38 @@
 #!/usr/bin/env bash
-# Build the Linux guest that the functional test and the demo boot:
+# Build the Linux guests that the functional test and the demo boot, one
+# per kernel series (default: all of them):
 #
-#   $VFIO_CXL_CACHE/guest/vmlinuz            Debian bookworm's kernel 6.1
-#   $VFIO_CXL_CACHE/guest/initramfs.cpio.gz  busybox, the CXL modules,
-#                                            /init, /bin/vfio-cxl-guest
+#   $VFIO_CXL_CACHE/guest/linux-6.1/   Debian bookworm's kernel 6.1
+#   $VFIO_CXL_CACHE/guest/linux-7.2/   Debian unstable's kernel 7.2 and our
+#                                      Type-2 driver (tests/functional/
+#                                      cxl-type2-driver), built against its
+#                                      headers
+#
+# each with vmlinuz, initramfs.cpio.gz (busybox, the CXL modules, /init,
+# /bin/vfio-cxl-guest) and kernel-version ("<package> <uname -r>").
 #
 # Everything comes from Debian packages fetched with apt-get download and
 # unpacked with dpkg -x (nothing is installed on the host except, when
-# missing, the build tools cpio and libc6-dev).  Idempotent: a second run
-# only checks, and the initramfs is rebuilt only when its inputs change
-# (this script, the guest program's source, the kernel or busybox).
+# missing, the build tools).  Packages of a suite the host does not list
+# (unstable) come through a private apt state derived from the host's
+# Debian mirror, as mk/qemu-source.sh does; the host's apt sources are
+# never changed.  Idempotent: a second run only checks, and an initramfs
+# is rebuilt only when its inputs change.
 #
-# /init loads the CXL modules and then either runs the report program and
-# powers off (kernel command line vfio_cxl_run=report, what the functional
-# test does) or starts a shell on the console (the demo).
+# Two package layouts are handled: 6.1's linux-image-V holds /boot/vmlinuz-V
+# and /lib/modules/V; 7.x's linux-image-V is empty and depends on
+# linux-binary-V (vmlinuz), linux-modules-V (modules) and linux-base-V
+# (config, modules.builtin), all under /usr/lib/modules/V/.
 #
-# Environment: VFIO_CXL_GUEST_KERNEL=linux-image-6.1.0-N-amd64 pins the
-# kernel package instead of taking the newest 6.1 one apt knows.
+# /init loads the CXL modules, then the driver modules once the CXL core
+# has settled, and either runs the report program and powers off (kernel
+# command line vfio_cxl_run=report, what the functional test does) or
+# starts a shell on the console (the demo).
+#
+# Usage: mk/guest-image.sh [SERIES...]      SERIES: 6.1, 7.2
+# Environment: VFIO_CXL_GUEST_KERNEL_<SERIES>=linux-image-... (dots as
+# underscores, e.g. VFIO_CXL_GUEST_KERNEL_6_1) pins a kernel package
+# instead of the newest of that series apt knows.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 SELF="$PROJECT_ROOT/mk/guest-image.sh"
@@ -24,20 +40,19 @@ SELF="$PROJECT_ROOT/mk/guest-image.sh"
 GUEST="$VFIO_CXL_CACHE/guest"
 DEBS="$GUEST/debs"
 GUEST_SRC="$PROJECT_ROOT/tests/functional/vfio-cxl-guest.c"
-# The CXL modules the guest loads (those built into the kernel are skipped;
-# their dependencies are added from each module's own depends= list).
-CXL_MODULES=(cxl_core cxl_port cxl_acpi cxl_pci cxl_mem)
+DRIVER_BUILD="$PROJECT_ROOT/tests/functional/cxl-type2-driver/build.sh"
+ALL_SERIES=(6.1 7.2)
+
+# Per series: the suite that carries it, the CXL modules the guest loads
+# (those built into the kernel are skipped; dependencies are added from
+# each module's own depends= list) and our driver modules, loaded last.
+declare -A SUITE=([6.1]=bookworm [7.2]=sid)
+declare -A CXL_MODULES=([6.1]="cxl_core cxl_port cxl_acpi cxl_pci cxl_mem"
+                        [7.2]="cxl_core cxl_port cxl_acpi cxl_pci cxl_mem")
+declare -A DRIVERS=([6.1]="" [7.2]="cxl_type2")
 
 mkdir -p "$GUEST" "$DEBS"
 cd "$GUEST"
-
-apt_download() {
-    # As root apt cannot drop privileges to _apt for a root-owned
-    # directory; download unsandboxed there instead of warning about it.
-    local sandbox=()
-    [ "$(id -u)" = 0 ] && sandbox=(-o APT::Sandbox::User=root)
-    (cd "$DEBS" && apt-get download "${sandbox[@]}" "$@")
-}
 
 # --------------------------------------------------------------------------
 # Host tools
@@ -46,72 +61,133 @@ for tool in apt-get apt-cache dpkg dpkg-deb gzip; do
     command -v "$tool" >/dev/null || die "$tool is missing: this script needs a Debian host"
 done
 # cpio packs the initramfs; gcc and libc6-dev's libc.a build the static
-# check program.
-ensure_debs guest cpio gcc libc6-dev
+# check program; xz unpacks 7.x's modules.
+ensure_debs guest cpio gcc libc6-dev xz-utils
 
 # --------------------------------------------------------------------------
-# Kernel: newest linux-image-6.1.*-amd64 that apt can actually fetch
+# apt: the host's own sources, or a private state for another suite
 # --------------------------------------------------------------------------
-if [ -n "${VFIO_CXL_GUEST_KERNEL:-}" ]; then
-    candidates=("$VFIO_CXL_GUEST_KERNEL")
-else
-    mapfile -t candidates < <(apt-cache search --names-only '^linux-image-6\.1\.[0-9]+-[0-9]+-amd64$' |
-        awk '{print $1}' | grep -E '^linux-image-6\.1\.[0-9]+-[0-9]+-amd64$' | sort -rV)
-    # A kernel unpacked by an earlier run is the fallback when apt has
-    # nothing (e.g. no index yet and no network).
-    for d in "$GUEST"/kernel/linux-image-*; do
-        [ -f "$d/.complete" ] && candidates+=("$(basename "$d")")
+# apt_opts SUITE: fills APT_OPTS with the options that make apt-get and
+# apt-cache use SUITE.  The host's suites (or "") need none; another one gets a
+# private source list and state under $VFIO_CXL_CACHE/apt-SUITE, updated
+# once per run.  (Unstable's Release file may be past its Valid-Until
+# date on a mirror snapshot, hence Check-Valid-Until=false there.)
+declare -A APT_UPDATED=()
+apt_opts() {
+    local suite=$1 dir mirror
+    APT_OPTS=()
+    [ -n "$suite" ] || return 0
+    grep -rqsE "^(Suites:.*[[:space:]]|deb .*[[:space:]])$suite([[:space:]]|$)" \
+        /etc/apt/sources.list /etc/apt/sources.list.d/ && return 0
+    dir="$VFIO_CXL_CACHE/apt-$suite"
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+    APT_OPTS=(-o "Dir::Etc::SourceList=/dev/null"
+              -o "Dir::Etc::SourceParts=/dev/null"
+              -o "Dir::Etc::sourcelist=$dir/$suite.sources"
+              -o "Dir::State::Lists=$dir/lists"
+              -o "Dir::State::status=/dev/null"
+              -o "Dir::Cache=$dir/cache"
+              -o "Acquire::Check-Valid-Until=false")
+    [ -n "${APT_UPDATED[$suite]:-}" ] && return 0
+    mirror="$(debian_mirror)"
+    [ -n "$mirror" ] ||
+        die "no Debian mirror in /etc/apt/sources.list{,.d}: cannot derive a '$suite' source"
+    printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$mirror" "$suite" > "$dir/$suite.sources"
+    say "Updating the package index of '$suite' (private apt state in $dir)" >&2
+    apt-get "${APT_OPTS[@]}" -o APT::Sandbox::User=root -qq update > "$dir/update.log" 2>&1 ||
+        { tail -n 5 "$dir/update.log"; die "apt-get update of '$suite' from $mirror failed"; }
+    APT_UPDATED[$suite]=1
+}
+
+apt_download() {    # SUITE PACKAGE...
+    local suite=$1 sandbox=()
+    shift
+    apt_opts "$suite"
+    # As root apt cannot drop privileges to _apt for a root-owned
+    # directory; download unsandboxed there instead of warning about it.
+    [ "$(id -u)" = 0 ] && sandbox=(-o APT::Sandbox::User=root)
+    (cd "$DEBS" && apt-get "${APT_OPTS[@]}" download "${sandbox[@]}" "$@")
+}
+
+# --------------------------------------------------------------------------
+# Kernel: the newest linux-image-SERIES.*-amd64 that apt can actually fetch
+# --------------------------------------------------------------------------
+# kernel_candidates SERIES: package names, newest first, then kernels an
+# earlier run unpacked (the fallback when apt has nothing).
+kernel_candidates() {
+    local series=$1 pin re
+    pin="VFIO_CXL_GUEST_KERNEL_${series//./_}"
+    if [ -n "${!pin:-}" ]; then
+        echo "${!pin}"
+        return 0
+    fi
+    # 6.1.0-31-amd64 (bookworm) or 7.2.13+deb14-amd64 (unstable).
+    re="^linux-image-${series//./\\.}\\.[0-9]+(-[0-9]+|\\+deb[0-9]+)-amd64\$"
+    apt_opts "${SUITE[$series]}"
+    apt-cache "${APT_OPTS[@]}" search --names-only "$re" | awk '{print $1}' |
+        grep -E "$re" | sort -rV || true
+    for d in "$GUEST"/kernels/linux-image-"$series".*; do
+        [ -f "$d/.complete" ] && basename "$d"
     done
-fi
-[ ${#candidates[@]} -gt 0 ] ||
-    die "apt-cache knows no linux-image-6.1.*-amd64 package: run 'apt-get update' (bookworm sources needed)"
+    return 0
+}
 
-kpkg=""
-for pkg in "${candidates[@]}"; do
-    if [ "$(cat "$GUEST/kernel/$pkg/.complete" 2>/dev/null)" = "${CXL_MODULES[*]}" ]; then
-        kpkg="$pkg"
-        break
-    fi
-    say "Fetching $pkg (apt-get download)"
-    rm -f "$DEBS/${pkg}"_*.deb
-    if apt_download "$pkg" >"$GUEST/apt-download.log" 2>&1; then
-        kpkg="$pkg"
-        break
-    fi
-    echo "  $pkg is listed but could not be downloaded:"
-    tail -n 3 "$GUEST/apt-download.log" | sed 's/^/    /'
-done
-[ -n "$kpkg" ] || die "none of the kernel packages could be fetched: ${candidates[*]}"
-
-KDIR="$GUEST/kernel/$kpkg"
-if [ "$(cat "$KDIR/.complete" 2>/dev/null)" != "${CXL_MODULES[*]}" ]; then
+# unpack_kernel SERIES PACKAGE: vmlinuz, config and the CXL modules (with
+# their dependencies, uncompressed) into $GUEST/kernels/PACKAGE.
+unpack_kernel() {
+    local series=$1 kpkg=$2 abi deb deps p tmp kver modroot kdir
+    kdir="$GUEST/kernels/$kpkg"
+    abi="${kpkg#linux-image-}"
+    say "Fetching $kpkg (apt-get download, suite ${SUITE[$series]})"
+    rm -f "$DEBS"/linux-*"$abi"_*.deb
+    apt_download "${SUITE[$series]}" "$kpkg" > "$GUEST/apt-download.log" 2>&1 ||
+        { tail -n 3 "$GUEST/apt-download.log" | sed 's/^/    /'; return 1; }
     deb="$(ls "$DEBS/${kpkg}"_*.deb 2>/dev/null | head -n 1)"
-    if [ -z "$deb" ]; then
-        say "Fetching $kpkg (apt-get download)"
-        apt_download "$kpkg" >"$GUEST/apt-download.log" 2>&1 ||
-            { tail -n 5 "$GUEST/apt-download.log"; die "apt-get download $kpkg failed"; }
-        deb="$(ls "$DEBS/${kpkg}"_*.deb 2>/dev/null | head -n 1)"
-    fi
     [ -n "$deb" ] || die "apt-get download $kpkg left no .deb in $DEBS"
-    say "Unpacking $(basename "$deb") (dpkg -x, not installed)"
-    tmp="$GUEST/kernel/.unpack"
-    rm -rf "$tmp" "$KDIR"
-    mkdir -p "$tmp" "$KDIR/modules"
-    dpkg -x "$deb" "$tmp" || die "dpkg -x $deb failed"
-    kver="$(ls "$tmp/lib/modules" | head -n 1)"
-    [ -n "$kver" ] && [ -f "$tmp/boot/vmlinuz-$kver" ] ||
-        die "$deb has no /boot/vmlinuz-<version> and /lib/modules/<version>"
-    MODROOT="$tmp/lib/modules/$kver"
-    cp "$tmp/boot/vmlinuz-$kver" "$KDIR/vmlinuz"
-    cp "$tmp/boot/config-$kver" "$KDIR/config"
-    echo "$kver" > "$KDIR/version"
+    # 7.x: the image package only depends on the parts of the same ABI.
+    deps="$(dpkg-deb -f "$deb" Depends | tr ',|' '\n\n' | awk '{print $1}' |
+        grep -E "^linux-(binary|modules|base)-${abi//+/\\+}\$" || true)"
+    if [ -n "$deps" ]; then
+        say "Fetching its parts: $(echo $deps)"
+        # shellcheck disable=SC2086
+        apt_download "${SUITE[$series]}" $deps > "$GUEST/apt-download.log" 2>&1 ||
+            { tail -n 5 "$GUEST/apt-download.log"; die "apt-get download $deps failed"; }
+    fi
+    tmp="$GUEST/kernels/.unpack"
+    rm -rf "$tmp" "$kdir"
+    mkdir -p "$tmp" "$kdir/modules"
+    for p in "$kpkg" $deps; do
+        deb="$(ls "$DEBS/${p}"_*.deb 2>/dev/null | head -n 1)"
+        [ -n "$deb" ] || die "apt-get download $p left no .deb in $DEBS"
+        say "Unpacking $(basename "$deb") (dpkg -x, not installed)"
+        dpkg -x "$deb" "$tmp" || die "dpkg -x $deb failed"
+    done
+    for modroot in "$tmp"/lib/modules/* "$tmp"/usr/lib/modules/*; do
+        [ -d "$modroot/kernel" ] && break
+    done
+    [ -d "$modroot/kernel" ] ||
+        die "$kpkg${deps:+ and $(echo $deps)}: no modules in /lib/modules/<version>/kernel nor /usr/lib/modules/<version>/kernel"
+    kver="$(basename "$modroot")"
+    for p in "$tmp/boot/vmlinuz-$kver" "$modroot/vmlinuz" ""; do
+        [ -f "$p" ] && break
+    done
+    [ -n "$p" ] || die "$kpkg: no /boot/vmlinuz-$kver nor $modroot/vmlinuz (looked in $(echo $kpkg $deps))"
+    cp "$p" "$kdir/vmlinuz"
+    for p in "$tmp/boot/config-$kver" "$modroot/config" ""; do
+        [ -f "$p" ] && break
+    done
+    [ -n "$p" ] || die "$kpkg: no /boot/config-$kver nor $modroot/config"
+    cp "$p" "$kdir/config"
+    [ -f "$modroot/modules.builtin" ] || die "$kpkg: no $modroot/modules.builtin"
+    echo "$kver" > "$kdir/version"
 
     # Modules: the CXL ones and their dependencies, dependencies first.
-    # The package ships no modules.dep (depmod runs in its postinst), so
-    # the dependencies come from where depmod reads them: each module's
-    # depends= field.  Only the selected modules are kept (uncompressed).
+    # The packages ship no modules.dep (depmod runs in a postinst), so the
+    # dependencies come from where depmod reads them: each module's
+    # depends= field.
     mod_path() {
-        find "$MODROOT/kernel" \( -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" \
+        find "$modroot/kernel" \( -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" \
             -o -name "$1.ko.gz" \) | head -n 1
     }
     mod_cat() {
@@ -122,45 +198,59 @@ if [ "$(cat "$KDIR/.complete" 2>/dev/null)" != "${CXL_MODULES[*]}" ]; then
             *) cat "$1" ;;
         esac
     }
-    builtins="$(sed 's#.*/##; s#\.ko$##; s#-#_#g' "$MODROOT/modules.builtin")"
+    local builtins name
+    builtins="$(sed 's#.*/##; s#\.ko$##; s#-#_#g' "$modroot/modules.builtin")"
     declare -A seen=()
     add_module() {
         local name="${1//-/_}" path dep deps
         [ -z "${seen[$name]:-}" ] || return 0
         seen[$name]=1
         if grep -qx "$name" <<<"$builtins"; then
-            echo "$name" >> "$KDIR/builtin"
+            echo "$name" >> "$kdir/builtin"
             return 0
         fi
         # A module file may spell '_' as '-'.
         path="$(mod_path "$name")"
         [ -n "$path" ] || path="$(mod_path "${name//_/-}")"
-        [ -n "$path" ] || die "module $name is neither built into $kver nor in $kpkg"
+        [ -n "$path" ] || die "module $name is neither built into $kver nor in $kpkg${deps:+ $deps}"
         deps="$(mod_cat "$path" | tr '\0' '\n' | grep -a '^depends=' | head -n 1 | cut -d= -f2)"
         for dep in ${deps//,/ }; do
             add_module "$dep"
         done
-        mod_cat "$path" > "$KDIR/modules/$name.ko"
-        echo "$name" >> "$KDIR/load-order"
+        mod_cat "$path" > "$kdir/modules/$name.ko"
+        echo "$name" >> "$kdir/load-order"
     }
-    : > "$KDIR/builtin"
-    : > "$KDIR/load-order"
-    for m in "${CXL_MODULES[@]}"; do
-        add_module "$m"
+    : > "$kdir/builtin"
+    : > "$kdir/load-order"
+    for name in ${CXL_MODULES[$series]}; do
+        add_module "$name"
     done
     rm -rf "$tmp"
-    echo "${CXL_MODULES[*]}" > "$KDIR/.complete"
-    rm -f "$DEBS/${kpkg}"_*.deb
-fi
-kver="$(cat "$KDIR/version")"
-say "Kernel: $kpkg ($kver)"
-echo "  CXL modules built in: $(tr '\n' ' ' < "$KDIR/builtin")"
-echo "  modules to load:      $(tr '\n' ' ' < "$KDIR/load-order")"
+    for p in "$kpkg" $deps; do
+        rm -f "$DEBS/${p}"_*.deb
+    done
+    echo "${CXL_MODULES[$series]}" > "$kdir/.complete"
+}
 
-for opt in CONFIG_BLK_DEV_INITRD CONFIG_RD_GZIP CONFIG_DEVTMPFS CONFIG_SERIAL_8250_CONSOLE \
-           CONFIG_DEVMEM CONFIG_PCI_MMCONFIG CONFIG_ACPI; do
-    grep -q "^$opt=y" "$KDIR/config" || die "$kpkg lacks $opt=y, which the guest needs"
-done
+# kernel_for SERIES: sets KPKG and KDIR to an unpacked kernel of SERIES.
+kernel_for() {
+    local series=$1 pkg
+    local -a candidates
+    mapfile -t candidates < <(kernel_candidates "$series")
+    [ ${#candidates[@]} -gt 0 ] ||
+        die "apt knows no linux-image-$series.*-amd64 package in '${SUITE[$series]}' (and none was unpacked before)"
+    KPKG=""
+    for pkg in "${candidates[@]}"; do
+        KDIR="$GUEST/kernels/$pkg"
+        if [ "$(cat "$KDIR/.complete" 2>/dev/null)" = "${CXL_MODULES[$series]}" ] ||
+            unpack_kernel "$series" "$pkg"; then
+            KPKG="$pkg"
+            return 0
+        fi
+        echo "  $pkg is listed but could not be downloaded"
+    done
+    die "none of the kernel packages could be fetched: ${candidates[*]}"
+}
 
 # --------------------------------------------------------------------------
 # busybox (static)
@@ -169,7 +259,7 @@ BB_DIR="$GUEST/busybox"
 if [ ! -x "$BB_DIR/busybox" ]; then
     say "Fetching busybox-static (apt-get download)"
     rm -f "$DEBS"/busybox-static_*.deb
-    apt_download busybox-static >"$GUEST/apt-download.log" 2>&1 ||
+    apt_download "" busybox-static >"$GUEST/apt-download.log" 2>&1 ||
         { tail -n 5 "$GUEST/apt-download.log"; die "apt-get download busybox-static failed"; }
     tmp="$GUEST/.busybox-unpack"
     rm -rf "$tmp"
@@ -194,25 +284,38 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 echo "vfio-cxl-guest: Linux $(uname -r)"
 
-while read -r m; do
-    if insmod "/lib/modules/$m.ko"; then
-        echo "vfio-cxl-guest: loaded $m"
-    else
-        echo "vfio-cxl-guest: insmod $m failed"
-    fi
-done < /lib/modules/load-order
+load() {
+    while read -r m; do
+        if insmod "/lib/modules/$m.ko"; then
+            echo "vfio-cxl-guest: loaded $m"
+        else
+            echo "vfio-cxl-guest: insmod $m failed"
+        fi
+    done < "$1"
+}
 
 # The CXL core probes ports asynchronously: wait until the device list
 # has been the same for a second (at most 15 s; not at all without a CXL
 # root, ACPI0017, i.e. on a machine without cxl=on).
-prev=""; same=0; i=0
-[ -e /sys/bus/acpi/devices/ACPI0017:00 ] || i=75
-while [ $i -lt 75 ] && [ $same -lt 5 ]; do
-    now="$(ls /sys/bus/cxl/devices 2>/dev/null | tr "\n" " ")"
-    if [ -n "$now" ] && [ "$now" = "$prev" ]; then same=$((same + 1)); else same=0; fi
-    prev="$now"; i=$((i + 1)); sleep 0.2
-done
-echo "vfio-cxl-guest: cxl devices: ${prev:-none}"
+settle() {
+    prev=""; same=0; i=0
+    [ -e /sys/bus/acpi/devices/ACPI0017:00 ] || i=75
+    while [ $i -lt 75 ] && [ $same -lt 5 ]; do
+        now="$(ls /sys/bus/cxl/devices 2>/dev/null | tr "\n" " ")"
+        if [ -n "$now" ] && [ "$now" = "$prev" ]; then same=$((same + 1)); else same=0; fi
+        prev="$now"; i=$((i + 1)); sleep 0.2
+    done
+    echo "vfio-cxl-guest: cxl devices: ${prev:-none}"
+}
+
+load /lib/modules/load-order
+settle
+# Our driver asks the CXL core for the device memory: only once the core
+# has found the CXL root and host bridges.
+if [ -s /lib/modules/driver-order ]; then
+    load /lib/modules/driver-order
+    settle
+fi
 
 run=shell
 for arg in $(cat /proc/cmdline); do
@@ -229,6 +332,10 @@ else
     setsid cttyhack sh
 fi
 sync
+# poweroff -f stops the machine at once, and with it a UART that still has
+# the end of the report in its buffers: the report program waits for its
+# output to be sent (tcdrain), this covers the lines printed after it.
+sleep 1
 poweroff -f
 '
 
@@ -247,49 +354,85 @@ if [ ! -x "$bin" ] || [ "$(cat "$bin.stamp" 2>/dev/null)" != "$prog_key" ]; then
 fi
 
 # --------------------------------------------------------------------------
-# vmlinuz and the initramfs
+# One guest per series: kernel, driver modules, initramfs
 # --------------------------------------------------------------------------
-if ! cmp -s "$KDIR/vmlinuz" "$GUEST/vmlinuz"; then
-    cp "$KDIR/vmlinuz" "$GUEST/vmlinuz.new"
-    mv "$GUEST/vmlinuz.new" "$GUEST/vmlinuz"
-fi
-echo "$kpkg $kver" > "$GUEST/kernel-version"
+build_image() {
+    local series=$1 out="$GUEST/linux-$1" kver drv initrd initrd_key root name
+    kernel_for "$series"
+    kver="$(cat "$KDIR/version")"
+    say "Linux $series: $KPKG ($kver)"
+    echo "  CXL modules built in: $(tr '\n' ' ' < "$KDIR/builtin")"
+    echo "  modules to load:      $(tr '\n' ' ' < "$KDIR/load-order")"
+    for opt in CONFIG_BLK_DEV_INITRD CONFIG_RD_GZIP CONFIG_DEVTMPFS CONFIG_SERIAL_8250_CONSOLE \
+               CONFIG_DEVMEM CONFIG_PCI_MMCONFIG CONFIG_ACPI; do
+        grep -q "^$opt=y" "$KDIR/config" || die "$KPKG lacks $opt=y, which the guest needs"
+    done
 
-initrd="$GUEST/initramfs.cpio.gz"
-initrd_key="$( {
-    sha256sum "$SELF" "$bin" "$BB_DIR/busybox"
-    printf '%s\n' "$INIT_TEXT" "$kpkg"
-    cat "$KDIR/load-order"
-    sha256sum "$KDIR"/modules/*.ko
-} | sha256sum | cut -c1-64)"
-if [ -f "$initrd" ] && [ "$(cat "$initrd.stamp" 2>/dev/null)" = "$initrd_key" ]; then
-    say "Initramfs up to date"
-else
-    say "Building the initramfs"
-    root="$GUEST/.initramfs-root"
-    rm -rf "$root"
-    mkdir -p "$root/bin" "$root/lib/modules" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
-    cp "$BB_DIR/busybox" "$root/bin/busybox"
-    cp "$bin" "$root/bin/vfio-cxl-guest"
-    printf '%s' "$INIT_TEXT" > "$root/init"
-    chmod 755 "$root/init" "$root/bin/busybox" "$root/bin/vfio-cxl-guest"
-    cp "$KDIR/load-order" "$root/lib/modules/load-order"
-    while read -r name; do
-        cp "$KDIR/modules/$name.ko" "$root/lib/modules/"
-    done < "$KDIR/load-order"
-    # The kernel opens /dev/console for /init before devtmpfs is mounted;
-    # its built-in initramfs has one too, this is belt and braces.
-    [ "$(id -u)" = 0 ] && mknod -m 600 "$root/dev/console" c 5 1
-    (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
-        cpio --quiet -o -H newc -R 0:0 --reproducible) > "$GUEST/initramfs.cpio" ||
-        die "cpio failed"
-    gzip -9n < "$GUEST/initramfs.cpio" > "$initrd.new"
-    rm -f "$GUEST/initramfs.cpio"
-    mv "$initrd.new" "$initrd"
-    echo "$initrd_key" > "$initrd.stamp"
-    rm -rf "$root"
-fi
+    # Our driver modules, built against this kernel's Debian headers.
+    drv="$KDIR/drivers"
+    mkdir -p "$drv" "$out"
+    : > "$out/driver-order.new"
+    for name in ${DRIVERS[$series]}; do
+        "$DRIVER_BUILD" "$kver" "$drv" || die "building the $name module for $kver failed"
+        [ -f "$drv/$name.ko" ] || die "$DRIVER_BUILD left no $drv/$name.ko"
+        echo "$name" >> "$out/driver-order.new"
+    done
+    mv "$out/driver-order.new" "$out/driver-order"
+    [ -s "$out/driver-order" ] && echo "  driver modules:       $(tr '\n' ' ' < "$out/driver-order")"
 
-say "Guest image ready"
-echo "kernel:    $GUEST/vmlinuz ($kpkg)"
-echo "initramfs: $initrd ($(du -k "$initrd" | cut -f1) KiB)"
+    if ! cmp -s "$KDIR/vmlinuz" "$out/vmlinuz"; then
+        cp "$KDIR/vmlinuz" "$out/vmlinuz.new"
+        mv "$out/vmlinuz.new" "$out/vmlinuz"
+    fi
+    echo "$KPKG $kver" > "$out/kernel-version"
+
+    initrd="$out/initramfs.cpio.gz"
+    initrd_key="$( {
+        sha256sum "$SELF" "$bin" "$BB_DIR/busybox"
+        printf '%s\n' "$INIT_TEXT" "$KPKG"
+        cat "$KDIR/load-order" "$out/driver-order"
+        sha256sum "$KDIR"/modules/*.ko
+        while read -r name; do sha256sum "$drv/$name.ko"; done < "$out/driver-order"
+    } | sha256sum | cut -c1-64)"
+    if [ -f "$initrd" ] && [ "$(cat "$initrd.stamp" 2>/dev/null)" = "$initrd_key" ]; then
+        say "Initramfs for $series up to date"
+    else
+        say "Building the initramfs for $series"
+        root="$out/.initramfs-root"
+        rm -rf "$root"
+        mkdir -p "$root/bin" "$root/lib/modules" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
+        cp "$BB_DIR/busybox" "$root/bin/busybox"
+        cp "$bin" "$root/bin/vfio-cxl-guest"
+        printf '%s' "$INIT_TEXT" > "$root/init"
+        chmod 755 "$root/init" "$root/bin/busybox" "$root/bin/vfio-cxl-guest"
+        cp "$KDIR/load-order" "$root/lib/modules/load-order"
+        cp "$out/driver-order" "$root/lib/modules/driver-order"
+        while read -r name; do
+            cp "$KDIR/modules/$name.ko" "$root/lib/modules/"
+        done < "$KDIR/load-order"
+        while read -r name; do
+            cp "$drv/$name.ko" "$root/lib/modules/"
+        done < "$out/driver-order"
+        # The kernel opens /dev/console for /init before devtmpfs is mounted;
+        # its built-in initramfs has one too, this is belt and braces.
+        [ "$(id -u)" = 0 ] && mknod -m 600 "$root/dev/console" c 5 1
+        (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
+            cpio --quiet -o -H newc -R 0:0 --reproducible) > "$out/initramfs.cpio" ||
+            die "cpio failed"
+        gzip -9n < "$out/initramfs.cpio" > "$initrd.new"
+        rm -f "$out/initramfs.cpio"
+        mv "$initrd.new" "$initrd"
+        echo "$initrd_key" > "$initrd.stamp"
+        rm -rf "$root"
+    fi
+    echo "  kernel:    $out/vmlinuz"
+    echo "  initramfs: $initrd ($(du -k "$initrd" | cut -f1) KiB)"
+}
+
+series_list=("$@")
+[ ${#series_list[@]} -gt 0 ] || series_list=("${ALL_SERIES[@]}")
+for series in "${series_list[@]}"; do
+    [ -n "${SUITE[$series]:-}" ] || die "unknown kernel series '$series' (known: ${ALL_SERIES[*]})"
+    build_image "$series"
+done
+say "Guest images ready: ${series_list[*]}"

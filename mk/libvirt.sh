@@ -25,7 +25,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 ensure_debs libvirt libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients util-linux python3
-"$PROJECT_ROOT/mk/guest-image.sh"
+"$PROJECT_ROOT/mk/guest-image.sh" 6.1
 build_simulator
 need_built_qemu
 

@@ -17,15 +17,7 @@ fi
 aptdir="$VFIO_CXL_CACHE/apt"
 mkdir -p "$aptdir/lists/partial" "$VFIO_CXL_CACHE/src"
 
-mirror=""
-for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    mirror=$(awk '/^URIs:/ && $2 ~ /\/debian\/?$/ {print $2; exit}' "$f")
-    [ -n "$mirror" ] && break
-done
-if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
-    mirror=$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list)
-fi
+mirror="$(debian_mirror)"
 [ -n "$mirror" ] || die "no Debian mirror found in /etc/apt/sources.list{,.d}: cannot derive a deb-src entry for qemu $QEMU_DEB_VERSION"
 
 printf 'Types: deb-src\nURIs: %s\nSuites: sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \

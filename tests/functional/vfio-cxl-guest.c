@@ -10,9 +10,13 @@
  *   - HDM decoder 0 in the component register block (BAR from the
  *     Register Locator DVSEC, mapped through sysfs resourceN);
  *   - the guest CXL core's view in /sys/bus/cxl/devices;
- *   - device memory through /dev/mem (needs iomem=relaxed): a pattern
- *     written at several offsets, and a pattern the host wrote;
- *   - all of that again after an FLR through sysfs "reset".
+ *   - what our CXL Type-2 driver (tests/functional/cxl-type2-driver) got
+ *     from the CXL core, when it is bound;
+ *   - device memory through that driver's mapping, else through /dev/mem
+ *     (needs iomem=relaxed): a pattern written at several offsets, and a
+ *     pattern the host wrote;
+ *   - all of that again after an FLR through sysfs "reset", and after a
+ *     CXL Reset through the DVSEC (keys prefixed "flr." and "cxlr.").
  *
  * Every failure is a "key=error: ..." line; the program never stops early.
  * Built by mk/guest-image.sh with gcc -static -O2.
@@ -20,7 +24,8 @@
  * Options (argv or kernel command line, which the program reads from
  * /proc/cmdline):
  *   vfio_cxl_host=OFF,LEN     host-written bytes to read back (hex ok)
- *   vfio_cxl_pause=SECONDS    pause after "reset.pending" (default 2)
+ *   vfio_cxl_pause=SECONDS    pause after "reset.pending" and
+ *                             "cxl_reset.pending" (default 2)
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -39,6 +44,7 @@
 #include <sys/klog.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -605,7 +611,8 @@ static void report_cxl_core(const char *prefix)
         "devtype", "start", "size", "target_list", "target_type",
         "interleave_ways", "interleave_granularity", "locked", "mode",
         "cap_type2", "cap_type3", "cap_ram", "cap_pmem", "region",
-        "dpa_resource", "dpa_size",
+        "dpa_resource", "dpa_size", "resource", "commit", "target0",
+        "decoders_committed",
     };
     struct dirent **names;
     char path[1024], buf[512], list[2048];
@@ -691,45 +698,77 @@ static uint64_t fnv1a(const volatile uint8_t *p, size_t len)
     return h;
 }
 
-static volatile uint8_t *map_mem(uint64_t addr, const char *prefix,
-                                 const char *key)
+/*
+ * Device memory is reached through the CXL Type-2 driver's mapping when
+ * that driver is bound (its cxl_mem file, offsets from the start of the
+ * region the CXL core gave it), else through /dev/mem at @base.
+ */
+static char driver_mem[600];
+
+/* Reads (or writes) the page at device offset @off; -1 after a fail(). */
+static int mem_io(uint64_t base, uint64_t off, uint8_t *buf, int write,
+                  const char *prefix, const char *key)
 {
-    int fd = open("/dev/mem", O_RDWR | O_SYNC);
-    void *p;
+    const char *what = driver_mem[0] ? driver_mem : "/dev/mem";
+    uint64_t at = driver_mem[0] ? off : base + off;
+    int fd = open(what, O_RDWR | O_SYNC);
+    volatile uint8_t *p;
+    ssize_t n;
+    unsigned i;
 
     if (fd < 0) {
-        fail(prefix, key, "open /dev/mem: %s", strerror(errno));
-        return NULL;
+        fail(prefix, key, "open %s: %s", what, strerror(errno));
+        return -1;
     }
-    p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, addr);
+    if (driver_mem[0]) {
+        n = write ? pwrite(fd, buf, PAGE, at) : pread(fd, buf, PAGE, at);
+        close(fd);
+        if (n != PAGE) {
+            fail(prefix, key, "%s %s at 0x%" PRIx64 ": %s", write ? "pwrite"
+                 : "pread", what, at, n < 0 ? strerror(errno) : "short");
+            return -1;
+        }
+        return 0;
+    }
+    p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, at);
     close(fd);
     if (p == MAP_FAILED) {
-        fail(prefix, key, "mmap /dev/mem at 0x%" PRIx64 ": %s", addr,
+        fail(prefix, key, "mmap /dev/mem at 0x%" PRIx64 ": %s", at,
              strerror(errno));
-        return NULL;
+        return -1;
     }
-    return p;
+    for (i = 0; i < PAGE; i += 8) {
+        if (write) {
+            *(volatile uint64_t *)(p + i) = *(uint64_t *)(buf + i);
+        } else {
+            *(uint64_t *)(buf + i) = *(volatile uint64_t *)(p + i);
+        }
+    }
+    munmap((void *)p, PAGE);
+    return 0;
 }
 
 /* Writes the pattern into one page (if @write) and reports its checksum. */
 static void mem_page(uint64_t base, uint64_t off, uint64_t seed, int write,
                      const char *prefix, const char *name)
 {
+    static uint64_t w[PAGE / 8];
     char key[64];
-    volatile uint64_t *w;
     unsigned i, bad = 0;
 
     snprintf(key, sizeof(key), "%s.offset", name);
     put(prefix, key, "0x%" PRIx64, off);
     snprintf(key, sizeof(key), "%s.checksum", name);
-    w = (volatile uint64_t *)map_mem(base + off, prefix, key);
-    if (!w) {
-        return;
-    }
     if (write) {
         for (i = 0; i < PAGE / 8; i++) {
             w[i] = pattern_word(seed, off + 8 * i);
         }
+        if (mem_io(base, off, (uint8_t *)w, 1, prefix, key) < 0) {
+            return;
+        }
+    }
+    if (mem_io(base, off, (uint8_t *)w, 0, prefix, key) < 0) {
+        return;
     }
     for (i = 0; i < PAGE / 8; i++) {
         bad += w[i] != pattern_word(seed, off + 8 * i);
@@ -737,14 +776,13 @@ static void mem_page(uint64_t base, uint64_t off, uint64_t seed, int write,
     put(prefix, key, "0x%016" PRIx64, fnv1a((volatile uint8_t *)w, PAGE));
     snprintf(key, sizeof(key), "%s.mismatched_words", name);
     put(prefix, key, "%u", bad);
-    munmap((void *)w, PAGE);
 }
 
 static void read_host_pattern(uint64_t base, uint64_t off, unsigned len,
                               const char *prefix)
 {
     uint64_t page = off & ~(uint64_t)(PAGE - 1);
-    volatile uint8_t *p;
+    static uint8_t p[PAGE];
     char hex[2 * 256 + 1];
     unsigned i;
 
@@ -754,15 +792,42 @@ static void read_host_pattern(uint64_t base, uint64_t off, unsigned len,
              " crosses a page or exceeds 256", len, off);
         return;
     }
-    p = map_mem(base + page, prefix, "host_pattern.hex");
-    if (!p) {
+    if (mem_io(base, page, p, 0, prefix, "host_pattern.hex") < 0) {
         return;
     }
     for (i = 0; i < len; i++) {
         sprintf(hex + 2 * i, "%02x", p[off - page + i]);
     }
     put(prefix, "host_pattern.hex", "%s", hex);
-    munmap((void *)p, PAGE);
+}
+
+/*
+ * The Type-2 driver (tests/functional/cxl-type2-driver), if bound: what
+ * the CXL core gave it.  Its mapping then carries the memory checks.
+ */
+static void report_driver(const char *prefix)
+{
+    char path[700], buf[128];
+
+    snprintf(path, sizeof(path), "%s/cxl_memdev", dev_path);
+    if (read_text(path, buf, sizeof(buf)) < 0) {
+        return;
+    }
+    put(prefix, "type2.memdev", "%s", buf);
+    snprintf(path, sizeof(path), "%s/cxl_hpa", dev_path);
+    if (read_text(path, buf, sizeof(buf)) == 0) {
+        char *size = strchr(buf, ' ');
+
+        if (size) {
+            *size++ = 0;
+            put(prefix, "type2.hpa_start", "%s", buf);
+            put(prefix, "type2.hpa_size", "%s", size);
+        }
+    } else {
+        fail(prefix, "type2.hpa_start", "%s: %s", path, strerror(errno));
+    }
+    snprintf(driver_mem, sizeof(driver_mem), "%s/cxl_mem", dev_path);
+    put(prefix, "mem.via", "driver");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1023,11 +1088,108 @@ typedef struct Page {
     uint64_t off;
 } Page;
 
+/*
+ * After a reset (@prefix "flr." or "cxlr."): the DVSEC, decoder 0, the CXL
+ * core's view, the host bridge decoder and every page again, and a fresh
+ * page written with @seed.
+ */
+static void after_reset(const char *prefix, uint64_t seed, uint64_t hdm,
+                        uint64_t base, uint64_t size, const Page *pages,
+                        int npages)
+{
+    static uint8_t cfg[CFG_SIZE];
+    char name[32];
+    Decoder dec;
+    Dvsec dv;
+    int i;
+
+    if (read_config(cfg, prefix) == 0) {
+        report_dvsec(cfg, prefix, &dv);
+        put(prefix, "pci.command", "0x%04x", le16(cfg + CFG_COMMAND));
+    }
+    if (hdm) {
+        report_decoder(hdm, prefix, &dec, 0);
+    }
+    report_cxl_core(prefix);
+    report_driver(prefix);
+    report_host_bridge_decoder(prefix);
+    for (i = 0; i < npages; i++) {
+        mem_page(base, pages[i].off, 1, 0, prefix, pages[i].name);
+    }
+    if (npages && host_len) {
+        read_host_pattern(base, host_off, host_len, prefix);
+    }
+    if (npages) {
+        /* A fresh write after the reset must reach device memory too. */
+        snprintf(name, sizeof(name), "mem.new");
+        mem_page(base, (seed * size / 16) & ~(uint64_t)(PAGE - 1), seed, 1,
+                 prefix, name);
+    }
+}
+
+#define DVSEC_CAP           0x0a
+#define DVSEC_CAP_RESET     (1u << 7)
+#define DVSEC_CONTROL2      0x10
+#define DVSEC_INIT_RESET    (1u << 2)
+#define DVSEC_STATUS2       0x12
+#define DVSEC_RESET_DONE    (1u << 1)
+#define DVSEC_RESET_ERROR   (1u << 2)
+
+/*
+ * CXL Reset: Initiate CXL Reset in DVSEC Control2, then wait (at most
+ * 10 s) for CXL Reset Complete or Error in Status2.
+ */
+static void cxl_reset(unsigned dvsec)
+{
+    char path[600];
+    uint16_t v = 0;
+    uint8_t b[2];
+    int fd, i;
+
+    snprintf(path, sizeof(path), "%s/config", dev_path);
+    fd = open(path, O_RDWR);
+    if (fd < 0) {
+        fail("", "cxl_reset.result", "open %s: %s", path, strerror(errno));
+        return;
+    }
+    if (pread(fd, b, 2, dvsec + DVSEC_CAP) != 2 ||
+        !(le16(b) & DVSEC_CAP_RESET)) {
+        fail("", "cxl_reset.result", "the DVSEC does not offer CXL Reset");
+        close(fd);
+        return;
+    }
+    b[0] = DVSEC_INIT_RESET;
+    b[1] = 0;
+    if (pwrite(fd, b, 2, dvsec + DVSEC_CONTROL2) != 2) {
+        fail("", "cxl_reset.result", "write Control2: %s", strerror(errno));
+        close(fd);
+        return;
+    }
+    for (i = 0; i < 1000; i++) {
+        if (pread(fd, b, 2, dvsec + DVSEC_STATUS2) == 2) {
+            v = le16(b);
+            if (v & (DVSEC_RESET_DONE | DVSEC_RESET_ERROR)) {
+                break;
+            }
+        }
+        usleep(10000);
+    }
+    close(fd);
+    put("", "cxl_reset.status2", "0x%04x", v);
+    if (v & DVSEC_RESET_ERROR) {
+        fail("", "cxl_reset.result", "CXL Reset Error (Status2 0x%04x)", v);
+    } else if (!(v & DVSEC_RESET_DONE)) {
+        fail("", "cxl_reset.result", "no CXL Reset Complete in 10 s");
+    } else {
+        put("", "cxl_reset.result", "ok");
+    }
+}
+
 int main(int argc, char **argv)
 {
     static uint8_t cfg[CFG_SIZE];
     Page pages[MAX_PAGES];
-    uint64_t hdm = 0, base = 0, size = 0, extra_off;
+    uint64_t hdm = 0, base = 0, size = 0;
     int npages = 0, i, have_dvsec = 0, have_hdm = 0;
     char path[600];
     Decoder dec;
@@ -1042,6 +1204,7 @@ int main(int argc, char **argv)
         goto out;
     }
     report_device();
+    report_driver("");
 
     /* Config space and the DVSEC. */
     if (read_config(cfg, "") == 0 && report_dvsec(cfg, "", &dv) == 0) {
@@ -1105,26 +1268,14 @@ int main(int argc, char **argv)
     } else {
         put("", "reset.result", "ok");
     }
+    after_reset("flr.", 2, hdm, base, size, pages, npages);
 
-    if (read_config(cfg, "flr.") == 0) {
-        report_dvsec(cfg, "flr.", &dv);
-        put("flr.", "pci.command", "0x%04x", le16(cfg + CFG_COMMAND));
-    }
-    if (have_hdm) {
-        report_decoder(hdm, "flr.", &dec, 0);
-    }
-    report_cxl_core("flr.");
-    report_host_bridge_decoder("flr.");
-    for (i = 0; i < npages; i++) {
-        mem_page(base, pages[i].off, 1, 0, "flr.", pages[i].name);
-    }
-    if (npages && host_len) {
-        read_host_pattern(base, host_off, host_len, "flr.");
-    }
-    if (npages) {
-        /* A fresh write after the reset must reach device memory too. */
-        extra_off = (size / 8) & ~(uint64_t)(PAGE - 1);
-        mem_page(base, extra_off, 2, 1, "flr.", "mem.new");
+    /* A CXL Reset through the DVSEC, then everything again. */
+    if (have_dvsec) {
+        put("", "cxl_reset.pending", "%us", pause_s);
+        sleep(pause_s);
+        cxl_reset(dv.off);
+        after_reset("cxlr.", 3, hdm, base, size, pages, npages);
     }
 
 out:
@@ -1132,5 +1283,7 @@ out:
     printf("errors=%d\n", errors);
     printf("VFIO-CXL-REPORT-END\n");
     fflush(stdout);
+    /* All of it on the wire before /init powers the machine off. */
+    tcdrain(STDOUT_FILENO);
     return errors ? 1 : 0;
 }

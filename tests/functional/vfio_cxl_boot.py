@@ -46,15 +46,30 @@ def num(value):
     return int(value.split()[0], 0)
 
 
-def guest_image():
-    """The guest kernel and initramfs (mk/guest-image.sh): from
-    VFIO_CXL_KERNEL and VFIO_CXL_INITRD, else from the cache."""
+# Guest kernel series (mk/guest-image.sh builds one image per series in
+# $VFIO_CXL_CACHE/guest/linux-<series>/) and whether its CXL core has the
+# Type-2 driver API our driver (tests/functional/cxl-type2-driver) uses.
+KERNELS = {'6.1': False, '7.2': True}
+# What /init prints first (mk/guest-image.sh).
+BOOTED_PREFIX = 'vfio-cxl-guest: Linux '
+
+
+def guest_image(series):
+    """The guest kernel and initramfs of Linux @series (mk/guest-image.sh),
+    under VFIO_CXL_GUEST_DIR, else $VFIO_CXL_CACHE/guest."""
     cache = os.environ.get('VFIO_CXL_CACHE') or \
         os.path.expanduser('~/.cache/vfio-cxl')
-    return (os.environ.get('VFIO_CXL_KERNEL') or
-            os.path.join(cache, 'guest', 'vmlinuz'),
-            os.environ.get('VFIO_CXL_INITRD') or
-            os.path.join(cache, 'guest', 'initramfs.cpio.gz'))
+    guest = os.path.join(os.environ.get('VFIO_CXL_GUEST_DIR') or
+                         os.path.join(cache, 'guest'), f'linux-{series}')
+    return (os.path.join(guest, 'vmlinuz'),
+            os.path.join(guest, 'initramfs.cpio.gz'))
+
+
+def booted_kernel(line):
+    """The kernel release a console line of /init names, or None."""
+    if line.startswith(BOOTED_PREFIX):
+        return line.split()[-1]
+    return None
 
 
 def sim_control(path, command, timeout=20):
@@ -85,6 +100,13 @@ class Simulator:
         self.mem = os.path.join(directory, 'mem')
         self.proc = None
         self.log = None
+
+    @property
+    def clears_memory(self):
+        """Whether the host clears device memory at every reset: v4's
+        kernel runs a CXL reset at open and close and for every FLR, CXL
+        Reset and VFIO reset, and that reset clears the memory."""
+        return self.uapi == 'v4'
 
     def start(self, timeout=20):
         """Starts it and waits until it listens; raises RuntimeError (with
@@ -156,10 +178,13 @@ class Simulator:
             return f.read(length)
 
 
-def qemu_args(accel, sock, kernel, initrd, hb_hdm=False):
+def qemu_args(accel, sock, kernel, initrd, hb_hdm=True):
     """QEMU arguments for q35 with one pxb-cxl, one cxl-rp, one 4 GiB CXL
     fixed memory window and vfio-user-cxl at @sock, booting @kernel in
-    report mode.  The machine type and the console are the caller's."""
+    report mode.  @hb_hdm: the host bridge has HDM decoders (pxb-cxl
+    hdm_for_passthrough=on, the documented topology: Linux 7.x assembles a
+    region only below a committed host-bridge decoder), else it decodes in
+    passthrough mode.  The machine type and the console are the caller's."""
     dev = ('{"driver":"vfio-user-cxl","id":"acc","bus":"rp0",'
            '"socket":{"type":"unix","path":"%s"}}' % sock)
     return [

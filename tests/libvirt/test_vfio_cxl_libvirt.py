@@ -12,7 +12,9 @@
 # VFIO_CXL_REQUIRE_LIBVIRT=1):
 #   VFIO_CXL_QEMU                      the qemu-system-x86_64 to use
 #   VFIO_CXL_SIM                       the vfio-user-cxl-sim binary
-#   VFIO_CXL_KERNEL, VFIO_CXL_INITRD   default: $VFIO_CXL_CACHE/guest/...
+#   VFIO_CXL_GUEST_DIR                 default: $VFIO_CXL_CACHE/guest; the
+#                                      guest is its linux-6.1/ (vmlinuz,
+#                                      initramfs.cpio.gz)
 #   VFIO_CXL_ACCEL                     tcg (default) or kvm
 #   VFIO_CXL_LIBVIRT_LOGS              a directory to keep the logs in
 #
@@ -37,13 +39,17 @@ sys.path[:0] = [HERE, os.path.join(PROJECT, 'tests', 'functional')]
 
 import domain_xml  # noqa: E402
 from private_libvirtd import PrivateLibvirtd  # noqa: E402
-from vfio_cxl_boot import (HOST_LEN, HOST_OFF, MEM_SIZE,  # noqa: E402
-                           Simulator, guest_image)
+from vfio_cxl_boot import (BOOTED_PREFIX, HOST_LEN,  # noqa: E402
+                           HOST_OFF, MEM_SIZE, Simulator, booted_kernel,
+                           guest_image)
 from vfio_cxl_checks import GuestReportChecks  # noqa: E402
 
 DOMAIN_XML = os.path.join(PROJECT, 'docs', 'system', 'devices',
                           'vfio-cxl-libvirt-vfio-user.xml')
 BOOT_TIMEOUT = 420
+# The guest kernel (mk/guest-image.sh): the fast one.  The domain's host
+# bridges have HDM decoders, which 7.x would need as well.
+GUEST_SERIES = '6.1'
 # What /init prints before it starts the shell (mk/guest-image.sh).
 SHELL_READY = 'vfio-cxl-guest: /bin/vfio-cxl-guest prints the report'
 SIM_VENDOR_DEVICE = ('0x1234', '0xc202')
@@ -130,7 +136,7 @@ class LibvirtDomain(GuestReportChecks, unittest.TestCase):
     def inputs(self):
         qemu = os.environ.get('VFIO_CXL_QEMU')
         sim = os.environ.get('VFIO_CXL_SIM')
-        kernel, initrd = guest_image()
+        kernel, initrd = guest_image(GUEST_SERIES)
         missing = [f'{what} ({how})' for what, ok, how in (
             ('root', os.geteuid() == 0, 'the privileged daemon needs it'),
             ('libvirtd', os.access('/usr/sbin/libvirtd', os.X_OK),
@@ -142,9 +148,9 @@ class LibvirtDomain(GuestReportChecks, unittest.TestCase):
             (f'simulator {sim}', sim and os.access(sim, os.X_OK),
              'set VFIO_CXL_SIM'),
             (f'guest kernel {kernel}', os.path.isfile(kernel),
-             'run mk/guest-image.sh'),
+             f'run mk/guest-image.sh {GUEST_SERIES}'),
             (f'initramfs {initrd}', os.path.isfile(initrd),
-             'run mk/guest-image.sh'),
+             f'run mk/guest-image.sh {GUEST_SERIES}'),
         ) if not ok]
         if missing:
             why = 'missing: ' + ', '.join(missing)
@@ -271,8 +277,7 @@ class LibvirtDomain(GuestReportChecks, unittest.TestCase):
         before = tree(self.daemon.root)
 
         self.sim = self.start_sim('sim0')
-        host_bytes = os.urandom(HOST_LEN)
-        self.ctl(f'mem-write {HOST_OFF:#x} {host_bytes.hex()}')
+        host_bytes = self.write_host_pattern()
 
         self.name = domain_xml.name(DOMAIN_XML)
         xml = domain_xml.concrete_domain(
@@ -310,7 +315,11 @@ class LibvirtDomain(GuestReportChecks, unittest.TestCase):
 
     def guest_report(self, host_bytes):
         """The functional test's guest checks, the report program started
-        from the guest's shell."""
+        from the guest's shell.  The documented domain's host bridge has
+        HDM decoders (pxb-cxl hdm_for_passthrough=on)."""
+        line = self.console.wait_for(BOOTED_PREFIX, BOOT_TIMEOUT)
+        self.assertIsNotNone(line, 'the console closed before /init ran')
+        self.guest_kernel = booted_kernel(line)
         line = self.console.wait_for(SHELL_READY, BOOT_TIMEOUT)
         self.assertIsNotNone(line, 'the console closed before the guest '
                              'shell started')
@@ -319,7 +328,7 @@ class LibvirtDomain(GuestReportChecks, unittest.TestCase):
         r = self.read_report(self.console.line, BOOT_TIMEOUT)
         self.assertIsNotNone(self.console.wait_for('report-status', 60))
         self.stats_after = self.stats()
-        self.check_report(r, host_bytes, hb_hdm=False)
+        self.check_report(r, host_bytes, hb_hdm=True, series=GUEST_SERIES)
 
     def sim_devices(self):
         """The guest's PCI devices that are the simulated accelerator."""

@@ -3,17 +3,25 @@
 # A Linux guest uses a CXL Type-2 accelerator passed through with
 # vfio-user-cxl from the vfio-user-cxl-sim simulator.
 #
-# The guest (Debian bookworm's kernel 6.1 and an initramfs, both built by
-# mk/guest-image.sh from Debian packages; nothing is downloaded here) runs
+# The guests (Debian's kernels 6.1 and 7.2, each with an initramfs, built
+# by mk/guest-image.sh from Debian packages; nothing is downloaded here) run
 # /bin/vfio-cxl-guest (tests/functional/vfio-cxl-guest.c), which prints a
 # key=value report on the serial console.  The test checks it against the
 # simulator: its device memory file, its control socket, and QEMU's memory
-# tree.
+# tree (the checks are tests/functional/vfio_cxl_checks.py, shared with the
+# libvirt test).  Under 7.2 our Type-2 driver
+# (tests/functional/cxl-type2-driver) asks the guest's own CXL core for the
+# device memory, so the kernel judges what the device presents: memdev,
+# endpoint decoder, region.
+#
+# One test per guest kernel and uAPI version (KERNELS x UAPIS), see
+# add_tests() for the host bridge each one has.
 #
 # Inputs (the test is skipped when one is missing, or fails with
 # VFIO_CXL_REQUIRE_GUEST=1):
-#   VFIO_CXL_KERNEL, VFIO_CXL_INITRD   default: $VFIO_CXL_CACHE/guest/
-#                                      {vmlinuz,initramfs.cpio.gz}
+#   VFIO_CXL_GUEST_DIR                 default: $VFIO_CXL_CACHE/guest; holds
+#                                      linux-<series>/{vmlinuz,
+#                                      initramfs.cpio.gz,kernel-version}
 #   VFIO_CXL_SIM                       the vfio-user-cxl-sim binary
 #   VFIO_CXL_ACCEL                     accelerator (default tcg: the nested
 #                                      KVM of the test machines cannot
@@ -29,11 +37,13 @@ import unittest
 
 from qemu_test import QemuSystemTest
 
-from vfio_cxl_boot import (HOST_LEN, HOST_OFF, Simulator, guest_image,
-                           qemu_args)
+from vfio_cxl_boot import KERNELS, Simulator, guest_image, qemu_args
 from vfio_cxl_checks import GuestReportChecks
 
 BOOT_TIMEOUT = 420
+
+# uAPI versions of the simulator (vfio-user-cxl-sim --uapi).
+UAPIS = ('v3', 'v2', 'v4')
 
 
 class VfioCxlGuest(GuestReportChecks, QemuSystemTest):
@@ -44,13 +54,13 @@ class VfioCxlGuest(GuestReportChecks, QemuSystemTest):
         self.log.info(msg)
         print(f'# {msg}', file=sys.stderr, flush=True)
 
-    def inputs(self):
-        kernel, initrd = guest_image()
+    def inputs(self, series):
+        kernel, initrd = guest_image(series)
         sim = os.environ.get('VFIO_CXL_SIM')
         for what, path in (('guest kernel', kernel), ('initramfs', initrd)):
             if not os.path.isfile(path):
                 self.skipTest(f'no {what} at {path}: run mk/guest-image.sh '
-                             f'or set VFIO_CXL_KERNEL/VFIO_CXL_INITRD')
+                             f'{series} or set VFIO_CXL_GUEST_DIR')
         if not sim:
             self.skipTest('VFIO_CXL_SIM is not set: point it at the '
                          'vfio-user-cxl-sim binary')
@@ -88,24 +98,10 @@ class VfioCxlGuest(GuestReportChecks, QemuSystemTest):
     # The test
     # ------------------------------------------------------------------
 
-    def test_uapi_v3(self):
-        self.guest_uses_device('v3')
-
-    def test_uapi_v2(self):
-        """The v2 series' region numbering and reset behaviour (the host
-        deactivates the memory region across the reset)."""
-        self.guest_uses_device('v2')
-
-    def test_host_bridge_hdm(self):
-        """A host bridge with HDM decoders although it has a single root
-        port (pxb-cxl hdm_for_passthrough=on): the device must commit its
-        decoder 0 over the window, targeting the root port."""
-        self.guest_uses_device('v3', hb_hdm=True)
-
-    def guest_uses_device(self, uapi, hb_hdm=False):
+    def guest_uses_device(self, series, uapi, hb_hdm):
         accel = os.environ.get('VFIO_CXL_ACCEL', 'tcg')
         try:
-            kernel, initrd, sim = self.inputs()
+            kernel, initrd, sim = self.inputs(series)
             self.set_machine('q35')
             self.require_device('vfio-user-cxl')
             self.require_accelerator(accel)
@@ -113,31 +109,61 @@ class VfioCxlGuest(GuestReportChecks, QemuSystemTest):
             if os.environ.get('VFIO_CXL_REQUIRE_GUEST') == '1':
                 self.fail(f'VFIO_CXL_REQUIRE_GUEST=1, but: {e}')
             raise
-        self.say(f'accelerator: {accel}' + (
-            ' (Linux guests do not boot under this nested KVM)'
-            if accel == 'tcg' else ''))
+        self.say(f'Linux {series}, uAPI {uapi}, host bridge ' +
+                 ('with HDM decoders' if hb_hdm else 'passthrough') +
+                 f', accelerator: {accel}' +
+                 (' (Linux guests do not boot under this nested KVM)'
+                  if accel == 'tcg' else ''))
 
         self.start_sim(sim, uapi)
-        host_bytes = os.urandom(HOST_LEN)
-        self.ctl(f'mem-write {HOST_OFF:#x} {host_bytes.hex()}')
-        self.assertEqual(self.device_memory(HOST_OFF, HOST_LEN), host_bytes,
-                         'mem-write did not reach the memory file')
+        if not self.sim.clears_memory:
+            # Device memory keeps what the host wrote before QEMU opened
+            # the device.
+            host_bytes = self.write_host_pattern()
 
         self.vm.set_console()
         self.vm.add_args(*qemu_args(accel, self.sim.sock, kernel, initrd,
                                     hb_hdm))
         t0 = time.monotonic()
         self.vm.launch()
+        if self.sim.clears_memory:
+            # The resets at open and at machine start (done once QMP
+            # answers) cleared device memory: the host writes now, long
+            # before the guest's report reads it.
+            host_bytes = self.write_host_pattern()
         r = self.read_report(self.console_line, BOOT_TIMEOUT)
         t_end = time.monotonic()
         self.vm.wait(60)
         self.stats_after = self.stats()
-        self.say(f'boot to report {self.t_report - t0:.1f} s, report '
+        self.say(f'Linux {self.guest_kernel}: boot to '
+                 f'report {self.t_report - t0:.1f} s, report '
                  f'{t_end - self.t_report:.1f} s, total '
                  f'{time.monotonic() - t0:.1f} s')
 
-        self.check_report(r, host_bytes, hb_hdm)
+        self.check_report(r, host_bytes, hb_hdm, series)
 
+
+def add_tests():
+    """One test per kernel and uAPI version.  A kernel whose CXL core has
+    the Type-2 driver API (7.x) gets the documented host bridge, with HDM
+    decoders (pxb-cxl hdm_for_passthrough=on): it assembles a region only
+    below a committed host-bridge decoder whose range is the endpoint's.
+    6.1 gets the passthrough host bridge, and one test with host-bridge
+    decoders (a single root port): the device must commit decoder 0 over
+    the window, targeting the root port."""
+    def make(series, uapi, hb_hdm):
+        return lambda self: self.guest_uses_device(series, uapi, hb_hdm)
+    for series, type2 in KERNELS.items():
+        tag = series.replace('.', '_')
+        for uapi in UAPIS:
+            setattr(VfioCxlGuest, f'test_linux_{tag}_uapi_{uapi}',
+                    make(series, uapi, type2))
+        if not type2:
+            setattr(VfioCxlGuest, f'test_linux_{tag}_host_bridge_hdm',
+                    make(series, UAPIS[0], True))
+
+
+add_tests()
 
 if __name__ == '__main__':
     QemuSystemTest.main()
