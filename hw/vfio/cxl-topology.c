@@ -128,6 +128,20 @@ void vfio_cxl_unregister_late_reset(void *token)
     g_free(r);
 }
 
+bool vfio_cxl_host_bridge_read_hdm(void *host_bridge, uint32_t offset,
+                                   uint32_t *value)
+{
+    CXLHost *host = PXB_CXL_DEV(host_bridge)->cxl_host_bridge;
+    uint32_t at = CXL_HDM_REGISTERS_OFFSET + offset;
+
+    if (!host || host->passthrough || at % 4 ||
+        at >= CXL2_COMPONENT_CM_REGION_SIZE) {
+        return false;
+    }
+    *value = host->cxl_cstate.crb.cache_mem_registers[at / 4];
+    return true;
+}
+
 bool vfio_cxl_host_bridge_write_hdm(void *host_bridge, const uint32_t *offsets,
                                     const uint32_t *values, unsigned n)
 {

@@ -64,6 +64,14 @@ int vfio_cxl_get_windows(VFIOCXLWindow *windows, int max);
 bool vfio_cxl_find_port(PCIDevice *pdev, VFIOCXLPort *port, Error **errp);
 
 /*
+ * Read the dword at byte @offset of the HDM decoder capability of
+ * @host_bridge into @value.  Returns false when the host bridge decodes in
+ * passthrough mode (it has no such capability) or @offset is outside it.
+ */
+bool vfio_cxl_host_bridge_read_hdm(void *host_bridge, uint32_t offset,
+                                   uint32_t *value);
+
+/*
  * Write @n dwords into the HDM decoder capability of @host_bridge, at byte
  * offsets (from the start of that capability) @offsets.  Returns false,
  * writing nothing, when the host bridge decodes in passthrough mode (a

@@ -1356,10 +1356,10 @@ static QDict *qmp_device_add(QTestState *qts, Sim *sim)
 }
 
 /*
- * Waits up to 10 s for DEVICE_DELETED of "acc", pumping QMP so that
+ * Waits up to 10 s for DEVICE_DELETED of @id, pumping QMP so that
  * events get read; returns false on timeout.
  */
-static bool wait_device_deleted(QTestState *qts)
+static bool wait_id_deleted(QTestState *qts, const char *id)
 {
     gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
 
@@ -1369,7 +1369,7 @@ static bool wait_device_deleted(QTestState *qts)
         if (ev) {
             QDict *data = qdict_get_qdict(ev, "data");
             bool ours = data && qdict_haskey(data, "device") &&
-                        !strcmp(qdict_get_str(data, "device"), "acc");
+                        !strcmp(qdict_get_str(data, "device"), id);
 
             qobject_unref(ev);
             if (ours) {
@@ -1467,7 +1467,7 @@ static void test_hotplug(const void *data)
      */
     qtest_qmp_device_del_send(qts, "acc");
     slot_power(qts, exp, false);
-    if (!wait_device_deleted(qts)) {
+    if (!wait_id_deleted(qts, "acc")) {
         fail_test("no DEVICE_DELETED within 10 s of device_del and slot "
                   "power-off (13:00.0 ID now 0x%08x, window base reads "
                   "0x%016" PRIx64 ", simulator connections %" PRIu64 ")",
@@ -1982,20 +1982,32 @@ static void test_reset_failure(const void *data)
  */
 #define HB_CACHE_MEM 0x100001000ULL
 
+/*
+ * The HDM decoder capability of the one host bridge that has one.  The
+ * host bridges' register blocks follow each other every 64 KiB from
+ * HB_CACHE_MEM - 0x1000, most recently created first.
+ */
 static uint64_t host_bridge_hdm(QTestState *qts)
 {
-    uint32_t header = qtest_readl(qts, HB_CACHE_MEM);
-    uint32_t i;
+    int hb;
 
-    g_assert_cmphex(header & 0xffff, ==, 1);
-    for (i = 1; i <= header >> 24; i++) {
-        uint32_t entry = qtest_readl(qts, HB_CACHE_MEM + 4 * i);
+    for (hb = 0; hb < 8; hb++) {
+        uint64_t cm = HB_CACHE_MEM + hb * 0x10000ULL;
+        uint32_t header = qtest_readl(qts, cm);
+        uint32_t i;
 
-        if ((entry & 0xffff) == 5) {
-            return HB_CACHE_MEM + (entry >> 20);
+        if ((header & 0xffff) != 1) {
+            break;
+        }
+        for (i = 1; i <= header >> 24; i++) {
+            uint32_t entry = qtest_readl(qts, cm + 4 * i);
+
+            if ((entry & 0xffff) == 5) {
+                return cm + (entry >> 20);
+            }
         }
     }
-    fail_test("the host bridge has no HDM decoder capability");
+    fail_test("no host bridge has an HDM decoder capability");
     return 0;
 }
 
@@ -2331,6 +2343,233 @@ static void test_refused_options(void)
     }
 }
 
+/* -------------------------------------------------------------------- */
+/* Several devices                                                       */
+/* -------------------------------------------------------------------- */
+
+/*
+ * Two host bridges: cxl.1 with root ports rp0 and rp1 (port 0 and 1, so it
+ * has HDM decoders) and window 0 of 4 GiB, cxl.2 with rp2 and window 1 of
+ * 1 GiB; and QEMU's own cxl-type3 memory below cxl.3 in window 2.
+ */
+#define TOPO_SEVERAL \
+    "-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G," \
+    "cxl-fmw.1.targets.0=cxl.2,cxl-fmw.1.size=1G," \
+    "cxl-fmw.2.targets.0=cxl.3,cxl-fmw.2.size=1G " \
+    "-device pxb-cxl,id=cxl.1,bus=pcie.0,bus_nr=12 " \
+    "-device cxl-rp,id=rp0,bus=cxl.1,chassis=0,slot=0,port=0 " \
+    "-device cxl-rp,id=rp1,bus=cxl.1,chassis=0,slot=1,port=1 " \
+    "-device pxb-cxl,id=cxl.2,bus=pcie.0,bus_nr=40 " \
+    "-device cxl-rp,id=rp2,bus=cxl.2,chassis=0,slot=2,port=0 " \
+    "-device pxb-cxl,id=cxl.3,bus=pcie.0,bus_nr=60 " \
+    "-device cxl-rp,id=rp3,bus=cxl.3,chassis=0,slot=3,port=0 " \
+    "-object memory-backend-ram,id=t3mem,size=256M " \
+    "-device cxl-type3,bus=rp3,volatile-memdev=t3mem,id=t3 "
+
+/* rp1 is function 1.0 of bus 12: its config space in ECAM. */
+#define RP1_FN              (1u << 15)
+
+static char *device_arg_at(const char *id, const char *bus, Sim *sim)
+{
+    return g_strdup_printf("-device '{\"driver\":\"vfio-user-cxl\","
+                           "\"id\":\"%s\",\"bus\":\"%s\","
+                           "\"socket\":{\"type\":\"unix\","
+                           "\"path\":\"%s\"}}' ", id, bus, sim->sock);
+}
+
+static QDict *qmp_device_add_at(QTestState *qts, Sim *sim, const char *id,
+                                const char *bus)
+{
+    return qtest_qmp(qts, "{'execute': 'device_add', 'arguments': {"
+                     "'driver': 'vfio-user-cxl', 'id': %s, 'bus': %s, "
+                     "'socket': {'type': 'unix', 'path': %s}}}", id, bus,
+                     sim->sock);
+}
+
+/* Where the device @id says its memory is, and in which window. */
+static uint64_t device_base(QTestState *qts, const char *id, int *window)
+{
+    g_autofree char *path = g_strdup_printf("/machine/peripheral/%s", id);
+    QDict *rsp = qtest_qmp(qts, "{'execute': 'qom-get', 'arguments': "
+                           "{'path': %s, 'property': 'cxl-status'}}", path);
+    const char *status = qdict_get_str(rsp, "return");
+    uint64_t size, base;
+
+    if (sscanf(status, "mapped: 0x%" SCNx64 " bytes at 0x%" SCNx64
+               " in CXL fixed memory window %d", &size, &base, window) != 3) {
+        fail_test("%s: cxl-status '%s' does not say where its memory is", id,
+                  status);
+    }
+    qobject_unref(rsp);
+    return base;
+}
+
+/* Host bridge cxl.1's decoder @n: base, size, control, target port. */
+static void assert_hb_decoder(QTestState *qts, int n, uint64_t base,
+                              uint64_t size, int port, const char *when)
+{
+    uint64_t d = host_bridge_hdm(qts) + 0x10 + 0x20 * n;
+    uint64_t b = addr_of(qtest_readl(qts, d + 4), qtest_readl(qts, d));
+    uint64_t sz = addr_of(qtest_readl(qts, d + 0xc), qtest_readl(qts, d + 8));
+    uint32_t ctrl = qtest_readl(qts, d + 0x10);
+    uint32_t target = qtest_readl(qts, d + 0x14);
+
+    g_test_message("%s: host bridge decoder %d: 0x%" PRIx64 " + 0x%" PRIx64
+                   " ctrl 0x%x target 0x%x", when, n, b, sz, ctrl, target);
+    if (size == 0) {
+        if (ctrl & HDM_CTRL_COMMITTED) {
+            fail_test("%s: host bridge decoder %d is still committed "
+                      "(0x%" PRIx64 " + 0x%" PRIx64 ")", when, n, b, sz);
+        }
+        return;
+    }
+    if (b != base || sz != size || (ctrl & 0x700) != 0x700 ||
+        (target & 0xff) != port) {
+        fail_test("%s: host bridge decoder %d routes 0x%" PRIx64 " + 0x%"
+                  PRIx64 " to port %u (ctrl 0x%x), expected 0x%" PRIx64
+                  " + 0x%" PRIx64 " to port %d", when, n, b, sz,
+                  target & 0xff, ctrl, base, size, port);
+    }
+}
+
+/* Writes @pattern at @base through the window; only @sim sees it. */
+static void assert_memory_is(QTestState *qts, uint64_t base, Sim *sim,
+                             Sim *const *others, uint64_t pattern)
+{
+    uint8_t buf[8];
+
+    qtest_writeq(qts, base, pattern);
+    sim_mem_read(sim, 0, buf, 8);
+    g_assert_cmphex(ldq_le_p(buf), ==, pattern);
+    for (; *others; others++) {
+        sim_mem_read(*others, 0, buf, 8);
+        g_assert_cmphex(ldq_le_p(buf), !=, pattern);
+    }
+}
+
+/*
+ * Three accelerators and a cxl-type3: two share host bridge cxl.1's
+ * window, one has cxl.2's.  Each lies where the placement rule says, the
+ * host bridge routes each range to its root port, the memories are
+ * independent; hot-unplug and replug of the second device, repeated,
+ * leave the others alone and give the same address back; one too big for
+ * the window is refused and harms nothing; a system reset keeps it all.
+ */
+static void test_several_devices(void)
+{
+    const char *bin = sim_binary();
+    g_autofree char *args = NULL;
+    g_autofree char *a0 = NULL, *a1 = NULL, *a2 = NULL;
+    Sim *s0, *s1, *s2, *big;
+    uint64_t w0, b1, b2;
+    QTestState *qts;
+    uint32_t exp;
+    int win, cycle;
+    QDict *rsp;
+
+    if (!bin) {
+        return;
+    }
+    s0 = sim_start(bin, 512, NULL);
+    s1 = sim_start(bin, 256, NULL);
+    s2 = sim_start(bin, 256, NULL);
+    big = sim_start(bin, 4096, NULL);
+    a0 = device_arg_at("acc0", "rp0", s0);
+    a1 = device_arg_at("acc1", "rp1", s1);
+    a2 = device_arg_at("acc2", "rp2", s2);
+    args = g_strconcat(TOPO_MACHINE TOPO_SEVERAL, a0, a1, a2, NULL);
+    qts = qtest_init(args);
+
+    w0 = device_base(qts, "acc0", &win);
+    g_assert_cmpint(win, ==, 0);
+    g_assert_cmphex(device_base(qts, "acc1", &win), ==, w0 + 512 * MiB);
+    g_assert_cmpint(win, ==, 0);
+    b2 = device_base(qts, "acc2", &win);
+    g_assert_cmpint(win, ==, 1);
+    assert_hb_decoder(qts, 0, w0, 512 * MiB, 0, "machine start");
+    assert_hb_decoder(qts, 1, w0 + 512 * MiB, 256 * MiB, 1, "machine start");
+    assert_hb_decoder(qts, 2, 0, 0, 0, "machine start");
+    {
+        Sim *not0[] = { s1, s2, NULL }, *not1[] = { s0, s2, NULL };
+        Sim *not2[] = { s0, s1, NULL };
+
+        assert_memory_is(qts, w0, s0, not0, 0x0a0a0a0a00000000ULL);
+        assert_memory_is(qts, w0 + 512 * MiB, s1, not1, 0x1b1b1b1b11111111ULL);
+        assert_memory_is(qts, b2, s2, not2, 0x2c2c2c2c22222222ULL);
+    }
+
+    /* rp1's slot: unplug acc1, replug it, three times. */
+    ecam_enable(qts);
+    exp = find_exp_cap(qts, RP_BUS);
+    for (cycle = 0; cycle < 3; cycle++) {
+        g_autofree char *when = g_strdup_printf("replug %d", cycle);
+
+        qtest_qmp_device_del_send(qts, "acc1");
+        slot_power(qts, RP1_FN + exp, false);
+        if (!wait_id_deleted(qts, "acc1")) {
+            fail_test("acc1: no DEVICE_DELETED (cycle %d)", cycle);
+        }
+        assert_hb_decoder(qts, 0, w0, 512 * MiB, 0, "after unplug");
+        assert_hb_decoder(qts, 1, 0, 0, 0, "after unplug");
+        assert_sim_free_for_new_client(s1);
+
+        rsp = qmp_device_add_at(qts, s1, "acc1", "rp1");
+        if (qdict_haskey(rsp, "error")) {
+            fail_test("device_add acc1: %s",
+                      qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"));
+        }
+        qobject_unref(rsp);
+        slot_power(qts, RP1_FN + exp, true);
+        b1 = device_base(qts, "acc1", &win);
+        g_assert_cmphex(b1, ==, w0 + 512 * MiB);
+        assert_hb_decoder(qts, 0, w0, 512 * MiB, 0, when);
+        assert_hb_decoder(qts, 1, b1, 256 * MiB, 1, when);
+        g_assert_cmphex(qtest_readq(qts, w0), ==, 0x0a0a0a0a00000000ULL);
+        g_assert_cmphex(qtest_readq(qts, b2), ==, 0x2c2c2c2c22222222ULL);
+    }
+
+    /* A device larger than what is left of window 0 is refused. */
+    qtest_qmp_device_del_send(qts, "acc1");
+    slot_power(qts, RP1_FN + exp, false);
+    g_assert(wait_id_deleted(qts, "acc1"));
+    rsp = qmp_device_add_at(qts, big, "accbig", "rp1");
+    if (!qdict_haskey(rsp, "error")) {
+        fail_test("a 4 GiB device fit beside a 512 MiB one in a 4 GiB window");
+    }
+    {
+        const char *desc = qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                         "desc");
+
+        g_test_message("device_add accbig: %s", desc);
+        if (!strstr(desc, "accbig") || !strstr(desc, "window 0") ||
+            !strstr(desc, "acc0") || !strstr(desc, "cxl-fmw.0.size")) {
+            fail_test("the refusal does not name the device, the window, "
+                      "the device in it and the fix: '%s'", desc);
+        }
+    }
+    qobject_unref(rsp);
+    g_assert(qmp_running(qts));
+    g_assert_cmphex(qtest_readq(qts, w0), ==, 0x0a0a0a0a00000000ULL);
+    assert_hb_decoder(qts, 0, w0, 512 * MiB, 0, "after the refusal");
+    assert_hb_decoder(qts, 1, 0, 0, 0, "after the refusal");
+
+    /* acc1 back, then a system reset: the same layout again. */
+    qobject_unref(qmp_device_add_at(qts, s1, "acc1", "rp1"));
+    qobject_unref(qtest_qmp(qts, "{'execute': 'system_reset'}"));
+    qtest_qmp_eventwait(qts, "RESET");
+    g_assert_cmphex(device_base(qts, "acc0", &win), ==, w0);
+    g_assert_cmphex(device_base(qts, "acc1", &win), ==, w0 + 512 * MiB);
+    g_assert_cmphex(device_base(qts, "acc2", &win), ==, b2);
+    assert_hb_decoder(qts, 0, w0, 512 * MiB, 0, "system reset");
+    assert_hb_decoder(qts, 1, w0 + 512 * MiB, 256 * MiB, 1, "system reset");
+
+    qtest_quit(qts);
+    sim_free(big);
+    sim_free(s2);
+    sim_free(s1);
+    sim_free(s0);
+}
+
 int main(int argc, char **argv)
 {
     size_t i;
@@ -2369,6 +2608,7 @@ int main(int argc, char **argv)
     }
     qtest_add_func("/vfio-cxl/host-bridge-decoder", test_host_bridge_decoder);
     qtest_add_func("/vfio-cxl/no-flr", test_no_flr);
+    qtest_add_func("/vfio-cxl/several-devices", test_several_devices);
     qtest_add_func("/vfio-cxl/property-help", test_property_help);
     qtest_add_func("/vfio-cxl/refused-options", test_refused_options);
     qtest_add_func("/vfio-cxl/host-bridge-without-decoders",

@@ -15,6 +15,8 @@
 //! - [`host_device`]: the trait the device core asks its host through,
 //! - [`passthrough`]: the device core (realize, reset, guest paths),
 //! - [`pcie`]: the PCI Express FLR rule,
+//! - [`placement`]: where several devices' memory goes in the windows,
+//!   and the host bridge decoders that route it,
 //! - [`uapi`]: the vfio-pci CXL uAPI and its capability chains,
 //! - [`window`]: choosing the CXL fixed memory window and the host
 //!   bridge decoder.
@@ -36,5 +38,6 @@ pub mod host;
 pub mod host_device;
 pub mod passthrough;
 pub mod pcie;
+pub mod placement;
 pub mod uapi;
 pub mod window;

@@ -38,10 +38,10 @@ use crate::guest_component::GuestComponentBlock;
 use crate::hdm::HdmError;
 use crate::host_device::{region_descs, HostDevice, RegionInfoError, ResetKind};
 use crate::pcie::FlrTrigger;
+use crate::placement::PlacedDevice;
 use crate::uapi::{
     self, UapiError, UapiVersion, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_REGION_SUBTYPE_CXL_COMP_REGS,
 };
-use crate::window::{self, ChosenWindow, HostBridgeDecoder};
 
 /// Where the CXL Device DVSEC's emulated registers start: the extended
 /// capability header and the two DVSEC headers before them are read
@@ -237,24 +237,20 @@ impl<H: HostDevice> Discovered<H> {
         &self.layout
     }
 
-    /// The guest's view of the device with its memory at the base of
-    /// `window`; `name` names the device in messages.
-    pub fn present(
-        self,
-        name: String,
-        window: ChosenWindow,
-    ) -> Result<Passthrough<H>, PassthroughError> {
-        let size = self.layout.memory_size;
-        let guest = GuestComponentBlock::new(&self.layout, window.base, size, window.range())
+    /// The guest's view of the device with its memory where `placement`
+    /// says ([`crate::placement::place`]), whose name names the device in
+    /// messages.
+    pub fn present(self, placement: PlacedDevice) -> Result<Passthrough<H>, PassthroughError> {
+        let (base, size) = (placement.base, self.layout.memory_size);
+        let guest = GuestComponentBlock::new(&self.layout, base, size, placement.window.range())
             .map_err(PassthroughError::Decoder)?;
-        let dvsec = GuestDeviceDvsec::new(&self.layout.device_dvsec, window.base, size);
+        let dvsec = GuestDeviceDvsec::new(&self.layout.device_dvsec, base, size);
         let start = u32::from(self.layout.device_dvsec_offset);
         let end = start + u32::from(self.layout.device_dvsec.length);
         let this = Passthrough {
-            name,
             host: self.host,
             layout: self.layout,
-            window,
+            placement,
             guest,
             dvsec,
             dvsec_range: start..end,
@@ -270,10 +266,9 @@ impl<H: HostDevice> Discovered<H> {
 
 /// A realized passthrough: the guest's view of one host device.
 pub struct Passthrough<H> {
-    name: String,
     host: H,
     layout: HostLayout,
-    window: ChosenWindow,
+    placement: PlacedDevice,
     guest: GuestComponentBlock,
     dvsec: GuestDeviceDvsec,
     dvsec_range: Range<u32>,
@@ -286,7 +281,7 @@ pub struct Passthrough<H> {
 impl<H: HostDevice> Passthrough<H> {
     /// `"<type> '<id>'"`, for messages.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.placement.name
     }
 
     /// The host device.
@@ -299,9 +294,9 @@ impl<H: HostDevice> Passthrough<H> {
         &self.layout
     }
 
-    /// The window the memory lives in, at its base.
-    pub const fn window(&self) -> &ChosenWindow {
-        &self.window
+    /// Where the memory lives.
+    pub const fn placement(&self) -> &PlacedDevice {
+        &self.placement
     }
 
     /// The guest-visible component block.
@@ -319,22 +314,16 @@ impl<H: HostDevice> Passthrough<H> {
         self.memory_visible
     }
 
-    /// The host bridge decoder that routes the window to the device's
-    /// root port.
-    pub fn host_bridge_decoder(&self, root_port: u8) -> HostBridgeDecoder {
-        window::host_bridge_decoder(&self.window, self.layout.memory_size, root_port)
-    }
-
     /// What the `cxl-status` property says: where the memory is, or why
     /// it is not usable after a failed reset.
     pub fn status(&self) -> String {
         match &self.failure {
-            Some(failure) => format!("unmapped: {}: {failure}", self.name),
+            Some(failure) => format!("unmapped: {}: {failure}", self.placement.name),
             None => format!(
                 "mapped: {:#x} bytes at {:#x} in CXL fixed memory window {}, host uAPI {}",
                 self.layout.memory_size,
-                self.window.base,
-                self.window.index,
+                self.placement.base,
+                self.placement.window.index,
                 self.layout.uapi.name()
             ),
         }
@@ -408,7 +397,7 @@ impl<H: HostDevice> Passthrough<H> {
     /// uAPI v2 zeroes the host decoder's BASE at open and after reset and
     /// expects the VMM to write the guest address there.
     fn write_host_base(&self) -> Result<(), PassthroughError> {
-        if let Some(writes) = self.layout.host_base_writes(self.window.base) {
+        if let Some(writes) = self.layout.host_base_writes(self.placement.base) {
             for (offset, value) in writes {
                 self.host
                     .write32(self.layout.comp_regs_region, offset, value)

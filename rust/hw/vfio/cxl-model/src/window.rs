@@ -6,8 +6,9 @@
 //! The guest reaches CXL memory through a fixed memory window (QEMU's
 //! `cxl-fmw.N`): a host physical range whose accesses the platform sends to
 //! one or more host bridges.  The device memory is placed at the base of the
-//! one window whose only target is the host bridge above the device; the
-//! host bridge's HDM decoder 0 then routes that range to the root port.
+//! one window whose only target is the host bridge above the device (or the
+//! one the device names); [`crate::placement`] gives each device its range
+//! in it and the host bridge decoders that route it.
 //!
 //! Choices (each has a test):
 //! - Without a requested window, exactly one window must have the host
@@ -17,16 +18,15 @@
 //! - A window whose targets include the host bridge among others
 //!   interleaves across host bridges, which a single device cannot back;
 //!   it is refused by name rather than reported as "no window".
-//! - One device per window: a window in `in_use` is refused.
+//! - A window may hold several devices' memory; where each goes in it is
+//!   [`crate::placement`]'s rule.
 //! - Base and size must be multiples of 256 MiB (the HDM decoder
 //!   granularity), and the window must not wrap the address space.
 
 use std::fmt;
 use std::ops::Range;
 
-use crate::hdm::{
-    DecoderControl, DecoderRegister, GlobalControl, HdmRegister, HDM_GRANULARITY, LO_ADDR_MASK,
-};
+use crate::hdm::HDM_GRANULARITY;
 
 /// A byte count shown as hex and in the largest whole binary unit, e.g.
 /// `0x10000000 (256 MiB)`.
@@ -129,11 +129,6 @@ pub enum WindowError {
         /// The device memory's size.
         memory_size: u64,
     },
-    /// Another device already uses the window.
-    InUse {
-        /// The window's index.
-        index: usize,
-    },
     /// The requested window index does not exist.
     NoSuchWindow {
         /// The index asked for.
@@ -220,10 +215,6 @@ impl fmt::Display for WindowError {
                 ByteSize(*window_size),
                 ByteSize(*memory_size)
             ),
-            Self::InUse { index } => write!(
-                f,
-                "CXL fixed memory window {index} is already used by another device"
-            ),
             Self::NoSuchWindow { requested, windows } => write!(
                 f,
                 "there is no CXL fixed memory window {requested} (windows: [{}])",
@@ -255,13 +246,13 @@ impl std::error::Error for WindowError {}
 ///
 /// With `requested`, that window (by [`FixedWindow::index`]) is checked and
 /// used; otherwise the single window whose only target is `host_bridge`.
-/// `in_use` lists the indices of windows other devices already occupy.
+/// Whether the memory fits beside other devices' is
+/// [`crate::placement::place`]'s to say.
 pub fn choose_window(
     windows: &[FixedWindow],
     host_bridge: &str,
     requested: Option<usize>,
     memory_size: u64,
-    in_use: &[usize],
 ) -> Result<ChosenWindow, WindowError> {
     let indices = || windows.iter().map(|w| w.index).collect::<Vec<_>>();
     let window = match requested {
@@ -284,7 +275,7 @@ pub fn choose_window(
         }
         None => find_single(windows, host_bridge)?,
     };
-    check_window(window, memory_size, in_use)?;
+    check_window(window, memory_size)?;
     Ok(ChosenWindow {
         index: window.index,
         base: window.base,
@@ -318,15 +309,12 @@ fn find_single<'a>(
     }
 }
 
-fn check_window(w: &FixedWindow, memory_size: u64, in_use: &[usize]) -> Result<(), WindowError> {
+fn check_window(w: &FixedWindow, memory_size: u64) -> Result<(), WindowError> {
     if w.targets.len() > 1 {
         return Err(WindowError::Interleaved {
             index: w.index,
             targets: w.targets.clone(),
         });
-    }
-    if in_use.contains(&w.index) {
-        return Err(WindowError::InUse { index: w.index });
     }
     if w.base % HDM_GRANULARITY != 0 {
         return Err(WindowError::BaseUnaligned {
@@ -357,81 +345,6 @@ fn check_window(w: &FixedWindow, memory_size: u64, in_use: &[usize]) -> Result<(
     Ok(())
 }
 
-/// What firmware would leave in the host bridge's HDM decoder 0 so that the
-/// device memory at the window base is routed to the device's root port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HostBridgeDecoder {
-    /// Decoded base: the window base.
-    pub base: u64,
-    /// Decoded size: the device memory size (not the whole window).
-    pub size: u64,
-    /// Control: IG 0, IW 0 (1 way), device-coherent target type,
-    /// `LOCK_ON_COMMIT`, COMMIT and COMMITTED.
-    pub ctrl: DecoderControl,
-    /// Target list: way 0 is the root port number, the other ways 0.
-    pub target_list: u64,
-}
-
-impl HostBridgeDecoder {
-    /// What to write into the host bridge's HDM Decoder Capability: global
-    /// control (HDM Decoder Enable) and the seven registers of decoder 0, as
-    /// (offset from the start of the capability structure, dword) pairs.
-    /// Low address dwords keep bits 31:28 only.
-    pub fn registers(&self) -> [(u64, u32); 8] {
-        let mut global = GlobalControl::default();
-        global.set_hdm_decoder_enable(true);
-        let regs = [
-            (
-                DecoderRegister::BaseLo as u64,
-                self.base as u32 & LO_ADDR_MASK,
-            ),
-            (DecoderRegister::BaseHi as u64, (self.base >> 32) as u32),
-            (
-                DecoderRegister::SizeLo as u64,
-                self.size as u32 & LO_ADDR_MASK,
-            ),
-            (DecoderRegister::SizeHi as u64, (self.size >> 32) as u32),
-            (DecoderRegister::Control as u64, u32::from(self.ctrl)),
-            (DecoderRegister::DpaSkipLo as u64, self.target_list as u32),
-            (
-                DecoderRegister::DpaSkipHi as u64,
-                (self.target_list >> 32) as u32,
-            ),
-        ];
-        let [a, b, c, d, e, f, g] =
-            regs.map(|(offset, value)| (crate::hdm::decoder_offset(0) + offset, value));
-        [
-            (HdmRegister::GlobalControl as u64, u32::from(global)),
-            a,
-            b,
-            c,
-            d,
-            e,
-            f,
-            g,
-        ]
-    }
-}
-
-/// The host bridge HDM decoder 0 values for `window` and device memory of
-/// `memory_size` bytes below root port `root_port` (its port number).
-pub fn host_bridge_decoder(
-    window: &ChosenWindow,
-    memory_size: u64,
-    root_port: u8,
-) -> HostBridgeDecoder {
-    let mut ctrl = DecoderControl::default();
-    ctrl.set_lock_on_commit(true);
-    ctrl.set_commit(true);
-    ctrl.set_committed(true);
-    HostBridgeDecoder {
-        base: window.base,
-        size: memory_size,
-        ctrl,
-        target_list: u64::from(root_port),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,7 +372,7 @@ mod tests {
 
     #[test]
     fn single_target_window_is_chosen_and_memory_goes_at_its_base() {
-        let c = choose_window(&machine(), "cxl.1", None, GIB, &[]).unwrap();
+        let c = choose_window(&machine(), "cxl.1", None, GIB).unwrap();
         assert_eq!(
             c,
             ChosenWindow {
@@ -471,16 +384,14 @@ mod tests {
         assert_eq!(c.range(), 0x10_0000_0000..0x11_0000_0000);
         // The interleaved window 2 also names cxl.2; window 1 is preferred.
         assert_eq!(
-            choose_window(&machine(), "cxl.2", None, GIB, &[])
-                .unwrap()
-                .index,
+            choose_window(&machine(), "cxl.2", None, GIB).unwrap().index,
             1
         );
     }
 
     #[test]
     fn no_window_targets_host_bridge() {
-        let e = choose_window(&machine(), "cxl.9", None, GIB, &[]).unwrap_err();
+        let e = choose_window(&machine(), "cxl.9", None, GIB).unwrap_err();
         assert_eq!(
             e,
             WindowError::NoWindowForHostBridge {
@@ -490,14 +401,14 @@ mod tests {
         );
         let s = e.to_string();
         assert!(s.contains("'cxl.9'") && s.contains("[0, 1, 2]"), "{s}");
-        choose_window(&[], "cxl.1", None, GIB, &[]).unwrap_err();
+        choose_window(&[], "cxl.1", None, GIB).unwrap_err();
     }
 
     #[test]
     fn several_windows_target_host_bridge() {
         let mut m = machine();
         m.push(win(5, 0x40_0000_0000, 4 * GIB, &["cxl.1"]));
-        let e = choose_window(&m, "cxl.1", None, GIB, &[0]).unwrap_err();
+        let e = choose_window(&m, "cxl.1", None, GIB).unwrap_err();
         assert_eq!(
             e,
             WindowError::SeveralWindows {
@@ -508,18 +419,13 @@ mod tests {
         let s = e.to_string();
         assert!(s.contains("0, 5") && s.contains("property"), "{s}");
         // Naming one resolves it.
-        assert_eq!(
-            choose_window(&m, "cxl.1", Some(5), GIB, &[0])
-                .unwrap()
-                .index,
-            5
-        );
+        assert_eq!(choose_window(&m, "cxl.1", Some(5), GIB).unwrap().index, 5);
     }
 
     #[test]
     fn window_interleaving_over_several_host_bridges() {
         let m = vec![win(3, 0x30_0000_0000, 8 * GIB, &["cxl.2", "cxl.3"])];
-        let e = choose_window(&m, "cxl.3", None, GIB, &[]).unwrap_err();
+        let e = choose_window(&m, "cxl.3", None, GIB).unwrap_err();
         assert_eq!(
             e,
             WindowError::Interleaved {
@@ -531,7 +437,7 @@ mod tests {
             .to_string()
             .contains("window 3 interleaves over host bridges cxl.2, cxl.3"));
         assert_eq!(
-            choose_window(&machine(), "cxl.2", Some(2), GIB, &[]),
+            choose_window(&machine(), "cxl.2", Some(2), GIB),
             Err(WindowError::Interleaved {
                 index: 2,
                 targets: vec!["cxl.2".into(), "cxl.3".into()]
@@ -541,7 +447,7 @@ mod tests {
 
     #[test]
     fn window_smaller_than_memory() {
-        let e = choose_window(&machine(), "cxl.1", None, 8 * GIB, &[]).unwrap_err();
+        let e = choose_window(&machine(), "cxl.1", None, 8 * GIB).unwrap_err();
         assert_eq!(
             e,
             WindowError::TooSmall {
@@ -556,23 +462,12 @@ mod tests {
              0x200000000 (8 GiB)"
         );
         // Exactly the window size fits.
-        choose_window(&machine(), "cxl.1", None, 4 * GIB, &[]).unwrap();
-    }
-
-    #[test]
-    fn window_already_used_by_another_device() {
-        let e = choose_window(&machine(), "cxl.1", None, GIB, &[0]).unwrap_err();
-        assert_eq!(e, WindowError::InUse { index: 0 });
-        assert!(e.to_string().contains("window 0 is already used"));
-        assert_eq!(
-            choose_window(&machine(), "cxl.2", Some(1), GIB, &[1]),
-            Err(WindowError::InUse { index: 1 })
-        );
+        choose_window(&machine(), "cxl.1", None, 4 * GIB).unwrap();
     }
 
     #[test]
     fn requested_index_does_not_exist() {
-        let e = choose_window(&machine(), "cxl.1", Some(7), GIB, &[]).unwrap_err();
+        let e = choose_window(&machine(), "cxl.1", Some(7), GIB).unwrap_err();
         assert_eq!(
             e,
             WindowError::NoSuchWindow {
@@ -585,7 +480,7 @@ mod tests {
 
     #[test]
     fn requested_window_must_target_host_bridge() {
-        let e = choose_window(&machine(), "cxl.1", Some(1), GIB, &[]).unwrap_err();
+        let e = choose_window(&machine(), "cxl.1", Some(1), GIB).unwrap_err();
         assert_eq!(
             e,
             WindowError::NotForHostBridge {
@@ -602,7 +497,7 @@ mod tests {
     #[test]
     fn requested_window_is_used_when_valid() {
         assert_eq!(
-            choose_window(&machine(), "cxl.1", Some(0), GIB, &[1]),
+            choose_window(&machine(), "cxl.1", Some(0), GIB),
             Ok(ChosenWindow {
                 index: 0,
                 base: 0x10_0000_0000,
@@ -614,7 +509,7 @@ mod tests {
     #[test]
     fn base_not_256_mib_aligned() {
         let m = vec![win(0, 0x10_0000_0000 + 128 * MIB, 4 * GIB, &["cxl.1"])];
-        let e = choose_window(&m, "cxl.1", None, GIB, &[]).unwrap_err();
+        let e = choose_window(&m, "cxl.1", None, GIB).unwrap_err();
         assert_eq!(
             e,
             WindowError::BaseUnaligned {
@@ -628,7 +523,7 @@ mod tests {
     #[test]
     fn size_not_256_mib_aligned() {
         let m = vec![win(0, 0x10_0000_0000, 4 * GIB + 64 * MIB, &["cxl.1"])];
-        let e = choose_window(&m, "cxl.1", None, GIB, &[]).unwrap_err();
+        let e = choose_window(&m, "cxl.1", None, GIB).unwrap_err();
         assert_eq!(
             e,
             WindowError::SizeUnaligned {
@@ -642,7 +537,7 @@ mod tests {
     #[test]
     fn window_wrapping_the_address_space() {
         let m = vec![win(0, 0xFFFF_FFFF_0000_0000, 8 * GIB, &["cxl.1"])];
-        let e = choose_window(&m, "cxl.1", None, GIB, &[]).unwrap_err();
+        let e = choose_window(&m, "cxl.1", None, GIB).unwrap_err();
         assert!(matches!(e, WindowError::Wraps { index: 0, .. }));
         assert!(e.to_string().contains("passes the end"));
     }
@@ -655,37 +550,5 @@ mod tests {
         assert_eq!(ByteSize(0x130).to_string(), "0x130 (304 bytes)");
         assert_eq!(ByteSize(0).to_string(), "0x0 (0 bytes)");
         assert_eq!(ByteSize(1 << 40).to_string(), "0x10000000000 (1 TiB)");
-    }
-
-    #[test]
-    fn host_bridge_decoder_routes_window_base_to_root_port() {
-        let c = ChosenWindow {
-            index: 0,
-            base: 0x10_0000_0000,
-            size: 4 * GIB,
-        };
-        let d = host_bridge_decoder(&c, GIB + 256 * MIB, 3);
-        assert_eq!(
-            (d.base, d.size, d.target_list),
-            (c.base, GIB + 256 * MIB, 3)
-        );
-        assert_eq!(u8::from(d.ctrl.interleave_ways()), 0);
-        assert_eq!(u8::from(d.ctrl.interleave_granularity()), 0);
-        assert!(d.ctrl.committed() && d.ctrl.commit() && d.ctrl.lock_on_commit());
-        assert!(!d.ctrl.target_type());
-        assert_eq!(
-            d.registers(),
-            // Global control, then decoder 0, 0x10 into the capability.
-            [
-                (0x04, 0x2),
-                (0x10, 0),
-                (0x14, 0x10),
-                (0x18, 0x5000_0000),
-                (0x1C, 0),
-                (0x20, 0x700),
-                (0x24, 3),
-                (0x28, 0)
-            ]
-        );
     }
 }

@@ -13,7 +13,7 @@ use cxl_model::{
     dvsec::DvsecWriteEffect,
     host_device::ResetKind,
     passthrough::{self, describe, HostAccessFailure, Passthrough},
-    window,
+    placement::{self, PlacedDevice, PlacementRequest},
 };
 use system::bindings::MemoryRegion;
 use util::{Error, Result};
@@ -26,8 +26,15 @@ use crate::{
     trace_events as trace,
 };
 
-/// Windows taken by realized devices, so that two devices never share one.
-static WINDOWS_IN_USE: BqlRefCell<Vec<usize>> = BqlRefCell::new(Vec::new());
+/// Where the memory of every realized device is, so that the next one is
+/// placed beside them and every host bridge routes exactly its devices.
+/// Each entry is keyed by its device's address (names may repeat).
+static PLACED: BqlRefCell<Vec<(usize, PlacedDevice)>> = BqlRefCell::new(Vec::new());
+
+/// The devices placed so far.
+fn placed_devices() -> Vec<PlacedDevice> {
+    PLACED.borrow().iter().map(|(_, d)| d.clone()).collect()
+}
 
 /// What realize needs to know about the device it works for.
 pub struct DeviceRefs {
@@ -54,6 +61,8 @@ pub struct CxlPassthrough {
     _migration_blocker: MigrationBlocker,
     /// Whether the user was told that the host bridge has no decoders.
     told_no_host_bridge_decoders: Cell<bool>,
+    /// The device's entry in `PLACED`.
+    key: usize,
 }
 
 /// A refusal at realize: traced, and prefixed with the device's name.
@@ -98,25 +107,30 @@ impl CxlPassthrough {
         );
         // SAFETY: the device is plugged into a bus once its parent realized.
         let port = unsafe { CxlPort::of(dev.vdev.as_ptr().cast()) }.map_err(|e| named(name, &e))?;
-        let window = window::choose_window(
+        let decoders = port.host_bridge_decoders();
+        let placed = placement::place(
             &topology::fixed_windows(),
-            &port.host_bridge_id,
-            dev.requested_window,
-            layout.memory_size,
-            &WINDOWS_IN_USE.borrow(),
+            &placed_devices(),
+            &PlacementRequest {
+                name,
+                host_bridge: &port.host_bridge_id,
+                root_port: port.port_number,
+                requested_window: dev.requested_window,
+                memory_size: layout.memory_size,
+                host_bridge_decoders: decoders,
+            },
         )
         .map_err(|e| refused(name, e))?;
         trace::trace_vfio_cxl_window(
-            i32::try_from(window.index).unwrap_or(-1),
-            window.base,
-            window.size,
+            i32::try_from(placed.window.index).unwrap_or(-1),
+            placed.base,
+            placed.size,
             port.port_number,
         );
-        let core = found
-            .present(dev.name.clone(), window)
-            .map_err(|e| refused(name, e))?;
-        if core.layout().host_base_writes(core.window().base).is_some() {
-            trace::trace_vfio_cxl_host_base(core.window().base);
+        let core = found.present(placed).map_err(|e| refused(name, e))?;
+        let base = core.placement().base;
+        if core.layout().host_base_writes(base).is_some() {
+            trace::trace_vfio_cxl_host_base(base);
         }
         let migration_blocker = MigrationBlocker::add(name)?;
         let mut this = CxlPassthrough {
@@ -126,6 +140,7 @@ impl CxlPassthrough {
             memory: None,
             _migration_blocker: migration_blocker,
             told_no_host_bridge_decoders: Cell::new(false),
+            key: 0,
         };
         // Nothing may fail once the memory is mapped: a mapping, once
         // seen by a FlatView, can only be freed when the device is.
@@ -136,14 +151,17 @@ impl CxlPassthrough {
         let overlay = unsafe { ComponentOverlay::add(bar_mr, component_offset, dev.component_mr) }
             .map_err(|e| named(name, &e))?;
         this.component = Some(overlay);
-        let (region, base) = (this.core.layout().memory_region, this.core.window().base);
+        let region = this.core.layout().memory_region;
         // SAFETY: owner and vbasedev are the realized device, which drops
         // the mapping (unrealize unmaps it, finalize frees it).
         let memory = unsafe { MappedMemory::map(dev.owner, host.vbasedev(), region, base) }
             .map_err(|e| named(name, &e))?;
         this.memory = Some(memory);
         trace::trace_vfio_cxl_mapped(base, this.core.layout().memory_size);
-        WINDOWS_IN_USE.borrow_mut().push(this.core.window().index);
+        this.key = dev.owner as usize;
+        PLACED
+            .borrow_mut()
+            .push((this.key, this.core.placement().clone()));
         Ok(this)
     }
 
@@ -184,15 +202,14 @@ impl CxlPassthrough {
         self.core.status()
     }
 
-    /// Commit the host bridge's decoder 0 over the window, if the host
-    /// bridge has decoders (a single-root-port host bridge normally decodes
-    /// in passthrough mode).  Called again after every system reset, which
-    /// clears the host bridge's registers.
+    /// Program the host bridge's HDM decoders so that they route exactly
+    /// the devices below it (`cxl_model::placement::host_bridge_registers`).
+    /// Called at every system reset, which clears the host bridge's
+    /// registers, and when a device below it is hot-plugged or removed.
     pub fn program_host_bridge(&self) {
-        let decoder = self.core.host_bridge_decoder(self.port.port_number);
-        let programmed = self.port.write_host_bridge_hdm(&decoder.registers());
-        trace::trace_vfio_cxl_host_bridge_decoder(decoder.base, decoder.size, programmed);
-        if !programmed && !self.told_no_host_bridge_decoders.replace(true) {
+        program_host_bridge(&self.port);
+        if self.port.host_bridge_decoders() == 0 && !self.told_no_host_bridge_decoders.replace(true)
+        {
             // Linux (7.x) assembles a region over a committed endpoint
             // decoder only through a host bridge decoder of the same range.
             warn(&format!(
@@ -263,12 +280,34 @@ impl CxlPassthrough {
         let mut memory = self.memory.take();
         if let Some(memory) = memory.as_mut() {
             memory.unmap();
-            trace::trace_vfio_cxl_unmapped(self.core.window().base);
+            trace::trace_vfio_cxl_unmapped(self.core.placement().base);
         }
-        let index = self.core.window().index;
-        WINDOWS_IN_USE.borrow_mut().retain(|&i| i != index);
+        let key = self.key;
+        PLACED.borrow_mut().retain(|(k, _)| *k != key);
+        // The removed device's host bridge decoder must not route to it.
+        program_host_bridge(&self.port);
         memory
     }
+}
+
+/// Writes the decoders of `port`'s host bridge for the devices placed
+/// below it.
+fn program_host_bridge(port: &CxlPort) {
+    let decoders = port.host_bridge_decoders();
+    let placed = placed_devices();
+    let regs = placement::host_bridge_registers(&placed, &port.host_bridge_id, decoders);
+    let devices = placed
+        .iter()
+        .filter(|d| d.host_bridge == port.host_bridge_id)
+        .count();
+    if !regs.is_empty() {
+        port.write_host_bridge_hdm(&regs);
+    }
+    trace::trace_vfio_cxl_host_bridge_decoders(
+        &cstring(&port.host_bridge_id),
+        u32::try_from(devices).unwrap_or(u32::MAX),
+        u32::try_from(decoders).unwrap_or(u32::MAX),
+    );
 }
 
 /// `warn_report()`: a configuration the user should change.

@@ -7,7 +7,10 @@
 
 use std::ffi::{c_void, CStr};
 
-use cxl_model::window::FixedWindow;
+use cxl_model::{
+    hdm::{decoder_count_from_encoding, HdmCapability, HdmRegister},
+    window::FixedWindow,
+};
 use util::{Error, Result};
 
 use crate::bindings;
@@ -68,6 +71,25 @@ impl CxlPort {
             host_bridge_id: id.to_string_lossy().into_owned(),
             port_number: port.port_number,
         })
+    }
+
+    /// How many HDM decoders the host bridge has; 0 when it decodes in
+    /// passthrough mode.
+    pub fn host_bridge_decoders(&self) -> usize {
+        let mut cap = 0u32;
+        // SAFETY: host_bridge was found by vfio_cxl_find_port and stays
+        // while a device below it is realized; cap is a valid out-parameter.
+        let present = unsafe {
+            bindings::vfio_cxl_host_bridge_read_hdm(
+                self.host_bridge,
+                HdmRegister::Capability as u32,
+                &mut cap,
+            )
+        };
+        if !present {
+            return 0;
+        }
+        decoder_count_from_encoding(HdmCapability::from(cap).decoder_count().value()).unwrap_or(0)
     }
 
     /// Write `(offset, value)` dwords into the host bridge's HDM decoder

@@ -15,6 +15,7 @@ use crate::uapi::{
     encode_cap_chain, encode_region_info, vfio_region_info, RegionTypeCap, UapiVersion,
     VFIO_PCI_CONFIG_REGION_INDEX, VFIO_REGION_INFO_FLAG_CAPS,
 };
+use crate::window::ChosenWindow;
 
 const BASE: u64 = 0x10_0000_0000;
 const DVSEC: u32 = 0x100;
@@ -173,19 +174,23 @@ impl HostDevice for &FakeHost {
     }
 }
 
-fn window() -> ChosenWindow {
-    ChosenWindow {
-        index: 0,
+fn placement() -> PlacedDevice {
+    PlacedDevice {
+        name: "vfio-user-cxl 'acc'".to_string(),
+        host_bridge: "cxl.1".to_string(),
+        root_port: 0,
+        window: ChosenWindow {
+            index: 0,
+            base: BASE,
+            size: 8 * GIB,
+        },
         base: BASE,
-        size: 8 * GIB,
+        size: MEM,
     }
 }
 
 fn realize(host: &FakeHost) -> Passthrough<&FakeHost> {
-    discover(host)
-        .unwrap()
-        .present("vfio-user-cxl 'acc'".to_string(), window())
-        .unwrap()
+    discover(host).unwrap().present(placement()).unwrap()
 }
 
 /// The way the QEMU glue runs a reset.
