@@ -2553,6 +2553,28 @@ static void test_several_devices(void)
     assert_hb_decoder(qts, 0, w0, 512 * MiB, 0, "after the refusal");
     assert_hb_decoder(qts, 1, 0, 0, 0, "after the refusal");
 
+    /*
+     * A second device on a simulator that serves acc0 already: refused
+     * quickly with a reason (not QEMU's 5 s reply timeout), harmlessly.
+     */
+    {
+        gint64 t0 = g_get_monotonic_time();
+        const char *desc;
+
+        rsp = qmp_device_add_at(qts, s0, "dup", "rp1");
+        g_assert(qdict_haskey(rsp, "error"));
+        desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
+        g_test_message("device_add on a busy socket: %s (%" PRId64 " ms)",
+                       desc, (g_get_monotonic_time() - t0) / 1000);
+        if (!strstr(desc, "busy")) {
+            fail_test("a busy simulator socket was not reported: '%s'", desc);
+        }
+        g_assert_cmpint(g_get_monotonic_time() - t0, <, 4 * G_USEC_PER_SEC);
+        g_assert_cmpuint(sim_stat(s0, "busy_refusals"), ==, 1);
+        qobject_unref(rsp);
+        g_assert_cmphex(qtest_readq(qts, w0), ==, 0x0a0a0a0a00000000ULL);
+    }
+
     /* acc1 back, then a system reset: the same layout again. */
     qobject_unref(qmp_device_add_at(qts, s1, "acc1", "rp1"));
     qobject_unref(qtest_qmp(qts, "{'execute': 'system_reset'}"));

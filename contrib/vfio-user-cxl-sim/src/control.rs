@@ -28,6 +28,8 @@ pub struct Stats {
     pub comp_regs_writes: AtomicU64,
     pub config_writes: AtomicU64,
     pub connections: AtomicU64,
+    /// Clients refused because another one was connected.
+    pub busy_refusals: AtomicU64,
     pub messages: AtomicU64,
     pub irq_sets: AtomicU64,
     pub cxl_resets: AtomicU64,
@@ -66,6 +68,7 @@ impl Stats {
             "cxl_resets": g(&self.cxl_resets),
             "cache_wbis": g(&self.cache_wbis),
             "gated_accesses": g(&self.gated_accesses),
+            "busy_refusals": g(&self.busy_refusals),
             "memory_clears": g(&self.memory_clears),
             "memory_gate_changes": g(&self.memory_gate_changes),
             "hdm_bar_accesses": g(&self.hdm_bar_accesses),

@@ -193,7 +193,8 @@ Control socket (one command per line, one JSON object per reply line):
   help                   list the commands
 Numbers are decimal or 0x-prefixed hex.
 
-The simulator serves one client at a time; each new connection sees a
+The simulator serves one client at a time (another one waits up to 1 s, then
+gets EBUSY); each new connection sees a
 powered-on device, except device memory, which keeps its contents (v4:
 cleared by the kernel's reset at open and close).
 SIGTERM or SIGINT removes the sockets and exits with status 0.

@@ -12,7 +12,9 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
 
 use nix::errno::Errno;
 use serde_json::{json, Map, Value};
@@ -31,6 +33,12 @@ use crate::wire::{self, Message, MAX_FDS};
 
 /// Largest data transfer in one region access (advertised).
 pub const MAX_DATA_XFER: u64 = 1 << 20;
+/// How long a client that finds another connected waits for it to leave.
+const BUSY_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a refused client may take to send its first request.
+const BUSY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Largest message accepted before the connection is dropped.
 const MAX_MESSAGE: usize = (64 << 20) + 4096;
 /// DMA page sizes supported (advertised).
@@ -92,17 +100,58 @@ impl Simulator {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Accepts clients forever, one at a time.
+    /// Accepts clients forever and serves one at a time.  A client that
+    /// connects while another is served waits up to [`BUSY_GRACE`] (the
+    /// previous one may just be leaving); if the other is still there, it
+    /// is refused (its `VFIO_USER_VERSION` is answered with `EBUSY`, then
+    /// the connection is closed), so that it fails with a reason instead
+    /// of waiting for a reply that would come only when the first leaves.
     pub fn serve(&self, listener: &UnixListener) {
-        for stream in listener.incoming() {
-            match stream {
-                Ok(s) => {
-                    if let Err(e) = self.serve_connection(&s) {
+        let busy = AtomicBool::new(false);
+        thread::scope(|scope| {
+            for stream in listener.incoming() {
+                let stream = match stream {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("vfio-user-cxl-sim: accept: {e}");
+                        continue;
+                    }
+                };
+                let busy = &busy;
+                scope.spawn(move || {
+                    let deadline = std::time::Instant::now() + BUSY_GRACE;
+                    while busy.swap(true, Ordering::AcqRel) {
+                        if std::time::Instant::now() >= deadline {
+                            self.refuse_busy(&stream);
+                            return;
+                        }
+                        thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    if let Err(e) = self.serve_connection(&stream) {
                         eprintln!("vfio-user-cxl-sim: connection ended: {e}");
                     }
-                }
-                Err(e) => eprintln!("vfio-user-cxl-sim: accept: {e}"),
+                    busy.store(false, Ordering::Release);
+                });
             }
+        });
+    }
+
+    /// Answers the first request of a client that came while another is
+    /// served with `EBUSY`, and hangs up.
+    fn refuse_busy(&self, sock: &UnixStream) {
+        Stats::bump(&self.stats.busy_refusals);
+        eprintln!("vfio-user-cxl-sim: refusing a second client: another one is connected");
+        // A client that never speaks is not waited for long.
+        let _ = sock.set_read_timeout(Some(BUSY_READ_TIMEOUT));
+        if let Ok(Some(msg)) = wire::recv_message(sock, MAX_MESSAGE) {
+            let reply = Header {
+                id: msg.header.id,
+                command: msg.header.command,
+                flags: flags::REPLY | flags::ERROR,
+                error: Errno::EBUSY as u32,
+                ..Header::default()
+            };
+            let _ = wire::send_message(sock, &reply, &[], &[]);
         }
     }
 

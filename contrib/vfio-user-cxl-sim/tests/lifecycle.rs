@@ -169,6 +169,29 @@ fn reconnect_gets_fresh_device_but_same_memory() {
 }
 
 #[test]
+fn second_client_on_a_busy_socket_is_refused_with_ebusy() {
+    let sim = Sim::start(&[]);
+    let mut a = sim.client();
+    let started = std::time::Instant::now();
+    let refused = Client::connect(&sim.socket).err().expect("refused");
+    let waited = started.elapsed();
+    assert!(
+        matches!(refused, vfio_user_cxl_sim::client::ClientError::Remote(16)),
+        "EBUSY expected, got {refused}"
+    );
+    // After the grace period, well before QEMU's 5 s reply timeout.
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert_eq!(sim.stat("busy_refusals"), 1);
+    // The first client is unaffected, and once it leaves the next is served.
+    assert_eq!(a.device_info().unwrap().num_regions, 11);
+    drop(a);
+    assert_eq!(sim.client().device_info().unwrap().num_regions, 11);
+}
+
+#[test]
 fn second_client_waits_for_the_first() {
     let sim = Sim::start(&[]);
     let mut a = sim.client();
@@ -177,6 +200,8 @@ fn second_client_waits_for_the_first() {
         let mut b = Client::connect(&sock).unwrap();
         b.device_info().unwrap().num_regions
     });
+    // Within the grace period the first client leaves: the second is
+    // served, not refused.
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(a.device_info().unwrap().num_regions, 11);
     drop(a);
