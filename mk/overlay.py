@@ -62,7 +62,7 @@ EDITS = {
     "rust/hw/Kconfig": [append_line("source vfio/Kconfig")],
     "hw/vfio-user/pci.c": [vfio_user_pci_struct_to_header],
     "hw/vfio/meson.build": [append_line(
-        "system_ss.add(when: 'CONFIG_VFIO_CXL', if_true: files('cxl-topology.c', 'cxl-reset.c'))")],
+        "system_ss.add(when: 'CONFIG_VFIO_CXL', if_true: files('cxl-topology.c', 'cxl-reset.c', 'cxl-host.c'))")],
     "meson.build": [replace_once(
         "trace_events_subdirs = [\n",
         "trace_events_subdirs = [\n  'rust/hw/vfio/cxl',\n")],

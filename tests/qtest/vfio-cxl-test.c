@@ -2592,6 +2592,85 @@ static void test_several_devices(void)
     sim_free(s0);
 }
 
+/*
+ * The vfio-user server dies while the guest runs: within a watch period
+ * the device hides its memory, cxl-status says the host is gone and why
+ * (one error line, naming the cause rather than an errno), the VM keeps
+ * running, and the device can still be removed.
+ */
+static void test_host_gone(void)
+{
+    const char *bin = sim_binary();
+    const uint64_t pattern = 0x7e7e1f1f3d3d5b5bULL;
+    g_autofree char *log = NULL;
+    g_autofree char *err = NULL;
+    const char *status, *at;
+    QTestState *qts;
+    QDict *rsp;
+    uint32_t exp;
+    GuestCxl g;
+    Sim *sim;
+
+    if (!bin) {
+        return;
+    }
+    sim = sim_start(bin, 256, NULL);
+    log = g_build_filename(sim->dir, "qemu-stderr", NULL);
+    qts = start_qemu_logging(sim, log);
+    guest_cxl_setup(qts, sim, &g);
+    put_pattern(qts, sim, g.base, pattern);
+
+    kill(sim->pid, SIGKILL);
+    /* Give QEMU's client time to see the socket close, then tick. */
+    g_usleep(200 * 1000);
+    qtest_clock_step(qts, 300 * 1000 * 1000);
+    rsp = qtest_qmp(qts, "{'execute': 'qom-get', 'arguments': "
+                    "{'path': '/machine/peripheral/acc', "
+                    "'property': 'cxl-status'}}");
+    status = qdict_get_str(rsp, "return");
+    g_test_message("cxl-status after the server died: %s", status);
+    if (!g_str_has_prefix(status, "unmapped:") ||
+        !strstr(status, "the vfio-user server closed the connection")) {
+        fail_test("cxl-status does not say the host is gone: '%s'", status);
+    }
+    qobject_unref(rsp);
+    g_assert(qmp_running(qts));
+    /* The window no longer reaches the dead device's memory. */
+    g_assert_cmphex(qtest_readq(qts, g.base + RESET_PATTERN_OFF), !=, pattern);
+    qtest_clock_step(qts, 1000 * 1000 * 1000);
+    err = file_tail(log, 0);
+    at = strstr(err, "the host is gone");
+    if (!at || strstr(at + 1, "the host is gone")) {
+        fail_test("expected one line saying the host is gone: '%s'", err);
+    }
+    {
+        /* (QEMU's own DMA unmap may fail with EFAULT: not our message.) */
+        g_auto(GStrv) lines = g_strsplit(err, "\n", -1);
+        char **l;
+
+        for (l = lines; *l; l++) {
+            if (strstr(*l, "'acc'") && strstr(*l, "Bad address")) {
+                fail_test("the device reports errno 14: '%s'", *l);
+            }
+        }
+    }
+
+    /* The device can still be removed. */
+    ecam_enable(qts);
+    exp = find_exp_cap(qts, RP_BUS);
+    qtest_qmp_device_del_send(qts, "acc");
+    slot_power(qts, exp, false);
+    if (!wait_id_deleted(qts, "acc")) {
+        fail_test("device_del of a device whose host is gone did not finish");
+    }
+    g_assert(qmp_running(qts));
+    qtest_quit(qts);
+    sim->running = false;
+    waitpid(sim->pid, NULL, 0);
+    g_spawn_close_pid(sim->pid);
+    sim_free(sim);
+}
+
 int main(int argc, char **argv)
 {
     size_t i;
@@ -2630,6 +2709,7 @@ int main(int argc, char **argv)
     }
     qtest_add_func("/vfio-cxl/host-bridge-decoder", test_host_bridge_decoder);
     qtest_add_func("/vfio-cxl/no-flr", test_no_flr);
+    qtest_add_func("/vfio-cxl/host-gone", test_host_gone);
     qtest_add_func("/vfio-cxl/several-devices", test_several_devices);
     qtest_add_func("/vfio-cxl/property-help", test_property_help);
     qtest_add_func("/vfio-cxl/refused-options", test_refused_options);

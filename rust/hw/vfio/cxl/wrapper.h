@@ -31,6 +31,7 @@ typedef enum memory_order {
 #include "hw/vfio/vfio-region.h"
 #include "hw/vfio/cxl-topology.h"
 #include "hw/vfio/cxl-reset.h"
+#include "hw/vfio/cxl-host.h"
 #include "migration/blocker.h"
 #include "system/memory.h"
 #include "system/address-spaces.h"

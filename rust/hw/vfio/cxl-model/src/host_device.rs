@@ -76,6 +76,12 @@ pub trait HostDevice {
     /// Resets the device on the host and reports whether that worked.
     fn reset(&self, kind: ResetKind) -> io::Result<()>;
 
+    /// False once the host side is gone for good (a vfio-user server that
+    /// closed the connection); a kernel VFIO device stays.
+    fn connected(&self) -> bool {
+        true
+    }
+
     /// One little-endian dword of region `index`.
     fn read32(&self, index: u32, offset: u64) -> io::Result<u32> {
         let mut buf = [0u8; 4];

@@ -85,6 +85,9 @@ pub enum PassthroughError {
         /// What it presents now.
         now: Box<HostLayout>,
     },
+    /// The host side went away (the vfio-user server closed the
+    /// connection); nothing reaches the device any more.
+    HostGone,
     /// A reset failed; the memory stays hidden from the guest.
     ResetFailed {
         /// Which reset.
@@ -114,6 +117,7 @@ impl fmt::Display for PassthroughError {
                 )
             }
             Self::HostReset(_) => write!(f, "the host reset failed"),
+            Self::HostGone => write!(f, "the vfio-user server closed the connection"),
             Self::HostMemoryEnable(_) => {
                 write!(
                     f,
@@ -153,7 +157,7 @@ impl StdError for PassthroughError {
             Self::Discovery(e) => e.source(),
             Self::Decoder(e) => Some(e),
             Self::ResetFailed { cause, .. } => Some(cause.as_ref()),
-            Self::CannotReset | Self::HostChanged { .. } => None,
+            Self::CannotReset | Self::HostChanged { .. } | Self::HostGone => None,
         }
     }
 }
@@ -256,6 +260,7 @@ impl<H: HostDevice> Discovered<H> {
             dvsec_range: start..end,
             flr: self.flr,
             failure: None,
+            host_gone: false,
             memory_visible: true,
         };
         this.write_host_base()?;
@@ -275,6 +280,8 @@ pub struct Passthrough<H> {
     flr: Option<FlrTrigger>,
     /// Why the memory is hidden after a failed reset.
     failure: Option<String>,
+    /// The host went away for good.
+    host_gone: bool,
     memory_visible: bool,
 }
 
@@ -344,8 +351,9 @@ impl<H: HostDevice> Passthrough<H> {
         kind: ResetKind,
         host_reset: io::Result<()>,
     ) -> Result<(), PassthroughError> {
-        let outcome = host_reset
-            .map_err(PassthroughError::HostReset)
+        let outcome = self
+            .host_present()
+            .and_then(|()| host_reset.map_err(PassthroughError::HostReset))
             .and_then(|()| self.check_host_after_reset())
             .and_then(|()| {
                 if kind != ResetKind::Flr {
@@ -374,6 +382,30 @@ impl<H: HostDevice> Passthrough<H> {
                 Err(e)
             }
         }
+    }
+
+    fn host_present(&self) -> Result<(), PassthroughError> {
+        if self.host.connected() {
+            Ok(())
+        } else {
+            Err(PassthroughError::HostGone)
+        }
+    }
+
+    /// Notices a host that went away: the memory is hidden and
+    /// [`Passthrough::status`] says why.  Returns the reason the first time
+    /// only (so that it is reported once); the guest keeps running and the
+    /// device can still be removed.
+    pub fn notice_host_gone(&mut self) -> Option<String> {
+        if self.host.connected() || self.host_gone {
+            return None;
+        }
+        self.host_gone = true;
+        self.memory_visible = false;
+        let why = describe(&PassthroughError::HostGone);
+        let text = format!("the host is gone ({why}); device memory is unmapped from the guest");
+        self.failure = Some(text.clone());
+        Some(text)
     }
 
     fn check_host_after_reset(&self) -> Result<(), PassthroughError> {
@@ -441,14 +473,22 @@ impl<H: HostDevice> Passthrough<H> {
         Ok(())
     }
 
+    /// `access`'s result, unless the host is gone (then nothing is asked).
+    fn host_access<T>(&self, access: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        if self.host_gone {
+            Err(host_gone_error())
+        } else {
+            access()
+        }
+    }
+
     /// Guest read of the component block: the value, and the host access
     /// that failed, if one did (its dword then reads all ones).
     pub fn component_read(&self, offset: u64, size: u32) -> (u64, Option<HostAccessFailure>) {
         let region = self.guest.forward_region();
         let mut failure = None;
         let value = self.guest.read_via(offset, size, &mut |region_offset| {
-            self.host
-                .read32(region, region_offset)
+            self.host_access(|| self.host.read32(region, region_offset))
                 .unwrap_or_else(|error| {
                     failure = Some(HostAccessFailure {
                         region_offset,
@@ -470,11 +510,16 @@ impl<H: HostDevice> Passthrough<H> {
         value: u64,
     ) -> Option<HostAccessFailure> {
         let region = self.guest.forward_region();
-        let host = &self.host;
+        let (host, gone) = (&self.host, self.host_gone);
         let mut failure = None;
         self.guest
             .write_via(offset, size, value, &mut |region_offset, dword| {
-                if let Err(error) = host.write32(region, region_offset, dword) {
+                let written = if gone {
+                    Err(host_gone_error())
+                } else {
+                    host.write32(region, region_offset, dword)
+                };
+                if let Err(error) = written {
                     failure = Some(HostAccessFailure {
                         region_offset,
                         error,
@@ -542,6 +587,14 @@ impl<H: HostDevice> Passthrough<H> {
         }
         effect
     }
+}
+
+/// The I/O error a host access meets once the host is gone.
+fn host_gone_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        PassthroughError::HostGone.to_string(),
+    )
 }
 
 /// The non-empty parts of the config access `addr..addr + len` before,

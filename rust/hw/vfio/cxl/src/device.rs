@@ -9,6 +9,7 @@
 
 use std::{
     ffi::{c_char, c_void, CStr},
+    pin::Pin,
     ptr::{addr_of, NonNull},
 };
 
@@ -21,13 +22,18 @@ use cxl_model::{
 use hwcore::{bindings::MachineInitPhase, DeviceImpl, DeviceState, ResettablePhasesImpl};
 use qom::{prelude::*, ObjectImpl, ParentField, ParentInit};
 use system::{MemoryRegion, MemoryRegionOps, MemoryRegionOpsBuilder};
-use util::{log::Log, log_mask_ln, Error, Result};
+use util::{
+    log::Log,
+    log_mask_ln,
+    timer::{Timer, CLOCK_VIRTUAL},
+    Error, Result,
+};
 
 use crate::{
     bindings,
     host::{migration_requested, QemuHost},
     memory::MappedMemory,
-    passthrough::{CxlPassthrough, DeviceRefs, MIGRATION_REFUSAL},
+    passthrough::{report_error, CxlPassthrough, DeviceRefs, MIGRATION_REFUSAL},
     pci_class::{VfioCxlClass, VfioPci, VfioPciDevice, VfioSubclassImpl, VfioUserPci},
 };
 
@@ -46,7 +52,14 @@ pub struct CxlState {
     /// Memory regions taken out of the guest's view by unrealize, freed
     /// with the device.
     retired: BqlRefCell<Vec<MappedMemory>>,
+    /// Polls a vfio-user host for a closed connection (QEMU's client only
+    /// reports that on its iothread).
+    host_watch: BqlRefCell<Timer>,
 }
+
+/// How often a vfio-user host is checked (virtual time: a stopped VM does
+/// not poll).
+const HOST_WATCH_PERIOD_NS: u64 = 100_000_000;
 
 impl CxlState {
     const fn new() -> Self {
@@ -54,6 +67,35 @@ impl CxlState {
             cxl: BqlRefCell::new(None),
             host_bridge_reset: BqlCell::new(ResetToken(std::ptr::null_mut())),
             retired: BqlRefCell::new(Vec::new()),
+            // SAFETY: initialized by init_host_watch before it is armed.
+            host_watch: BqlRefCell::new(unsafe { Timer::new() }),
+        }
+    }
+
+    /// Sets the host watch up; called once the state is in place.
+    fn init_host_watch(&self) {
+        let mut timer = self.host_watch.borrow_mut();
+        // SAFETY: the state lives inside a QOM object, which never moves,
+        // and outlives the timer (dropping the timer deletes it).
+        let timer = unsafe { Pin::new_unchecked(&mut *timer) };
+        timer.init_full(None, CLOCK_VIRTUAL, Timer::NS, 0, Self::watch_host, self);
+    }
+
+    fn arm_host_watch(&self) {
+        self.host_watch
+            .borrow()
+            .modify(CLOCK_VIRTUAL.get_ns() + HOST_WATCH_PERIOD_NS);
+    }
+
+    /// The host watch's tick.
+    fn watch_host(&self) {
+        let watching = self
+            .cxl
+            .borrow_mut()
+            .as_mut()
+            .is_some_and(CxlPassthrough::watch_host);
+        if watching {
+            self.arm_host_watch();
         }
     }
 
@@ -66,6 +108,7 @@ impl CxlState {
     }
 
     fn unrealize(&self) {
+        self.host_watch.borrow().delete();
         let passthrough = self.cxl.borrow_mut().take();
         if let Some(memory) = passthrough.and_then(CxlPassthrough::unrealize) {
             self.retired.borrow_mut().push(memory);
@@ -88,7 +131,7 @@ impl CxlState {
         let result = cxl_model::host_device::HostDevice::reset(&host, kind);
         if let Some(passthrough) = self.cxl.borrow_mut().as_mut() {
             if let Err(e) = passthrough.finish_reset(kind, result) {
-                report_error(&e);
+                report_error(&e.to_string());
             }
         }
         true
@@ -168,15 +211,6 @@ impl CxlState {
                 passthrough.name()
             ),
         }
-    }
-}
-
-/// `error_report()`: a host-side failure the user must see.
-fn report_error(e: &Error) {
-    let msg = std::ffi::CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
-    // SAFETY: a "%s" format with one NUL-terminated string argument.
-    unsafe {
-        bindings::error_report(c"%s".as_ptr(), msg.as_ptr());
     }
 }
 
@@ -286,6 +320,9 @@ impl<T: CxlDevice> VfioSubclassImpl for T {
     fn realize_after_parent(&self) -> Result<()> {
         let state = self.cxl_state();
         state.realize(&refs_of(self))?;
+        if !T::KERNEL_VFIO {
+            state.arm_host_watch();
+        }
         let opaque: *const T = self;
         // SAFETY: unregistered in exit_before_parent, before the device can
         // go away.
@@ -410,7 +447,9 @@ macro_rules! vfio_cxl_type {
                     "vfio-cxl-component-block",
                     COMPONENT_BLOCK_SIZE,
                 );
-                uninit_field_mut!(*this, state).write(CxlState::new());
+                uninit_field_mut!(*this, state)
+                    .write(CxlState::new())
+                    .init_host_watch();
             }
         }
 

@@ -146,6 +146,12 @@ impl HostDevice for QemuHost {
         unsafe { (*self.vbasedev()).reset_works }
     }
 
+    fn connected(&self) -> bool {
+        // SAFETY: the device is realized (type invariant); the C side takes
+        // the vfio-user proxy's lock.
+        unsafe { bindings::vfio_cxl_host_connected(self.vdev.as_ptr()) }
+    }
+
     fn reset(&self, kind: ResetKind) -> io::Result<()> {
         // A CXL Reset resets CXL.cache and CXL.mem state, not the
         // function's PCI configuration: keep the guest's Command register.

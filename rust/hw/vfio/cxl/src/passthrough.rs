@@ -11,7 +11,7 @@ use std::{cell::Cell, ptr::NonNull};
 use bql::BqlRefCell;
 use cxl_model::{
     dvsec::DvsecWriteEffect,
-    host_device::ResetKind,
+    host_device::{HostDevice, ResetKind},
     passthrough::{self, describe, HostAccessFailure, Passthrough},
     placement::{self, PlacedDevice, PlacementRequest},
 };
@@ -197,6 +197,19 @@ impl CxlPassthrough {
         outcome.map_err(|e| Error::with_error(self.core.name().to_string(), e))
     }
 
+    /// Checks whether the host went away; if it did (first time only),
+    /// hides the memory and says so once.  Returns whether the host is
+    /// still worth watching.
+    pub fn watch_host(&mut self) -> bool {
+        let Some(why) = self.core.notice_host_gone() else {
+            return self.core.host().connected();
+        };
+        self.sync_memory();
+        trace::trace_vfio_cxl_host_gone(&cstring(&why));
+        report_error(&format!("{}: {why}", self.core.name()));
+        false
+    }
+
     /// What the `cxl-status` property says.
     pub fn status(&self) -> String {
         self.core.status()
@@ -308,6 +321,15 @@ fn program_host_bridge(port: &CxlPort) {
         u32::try_from(devices).unwrap_or(u32::MAX),
         u32::try_from(decoders).unwrap_or(u32::MAX),
     );
+}
+
+/// `error_report()`: a host-side failure the user must see.
+pub fn report_error(msg: &str) {
+    let msg = cstring(msg);
+    // SAFETY: a "%s" format with one NUL-terminated string argument.
+    unsafe {
+        bindings::error_report(c"%s".as_ptr(), msg.as_ptr());
+    }
 }
 
 /// `warn_report()`: a configuration the user should change.

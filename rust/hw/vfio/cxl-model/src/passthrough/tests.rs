@@ -32,6 +32,7 @@ struct FakeHost {
     can_reset: bool,
     reset_fails: Cell<bool>,
     reads_fail: Cell<bool>,
+    connected: Cell<bool>,
     /// Region descriptions once the next reset has happened.
     regions_after_reset: RefCell<Option<Vec<RegionDesc>>>,
     regions: RefCell<Vec<RegionDesc>>,
@@ -56,6 +57,7 @@ impl FakeHost {
             can_reset: true,
             reset_fails: Cell::new(false),
             reads_fail: Cell::new(false),
+            connected: Cell::new(true),
             regions_after_reset: RefCell::new(None),
         }
     }
@@ -159,6 +161,10 @@ impl HostDevice for &FakeHost {
 
     fn can_reset(&self) -> bool {
         self.can_reset
+    }
+
+    fn connected(&self) -> bool {
+        self.connected.get()
     }
 
     fn reset(&self, _kind: ResetKind) -> io::Result<()> {
@@ -438,4 +444,32 @@ fn v4_host_memory_enable_stays_set_while_mapped() {
     let v3 = FakeHost::new(UapiVersion::V3, true);
     let _v3 = realize(&v3);
     assert_eq!(v3.command() & 2, 0);
+}
+
+#[test]
+fn a_host_that_goes_away_is_noticed_once_and_nothing_reaches_it() {
+    let host = FakeHost::new(UapiVersion::V3, true);
+    let mut p = realize(&host);
+    assert_eq!(p.notice_host_gone(), None, "still there");
+    host.connected.set(false);
+    let why = p.notice_host_gone().unwrap();
+    assert!(
+        why.contains("the vfio-user server closed the connection"),
+        "{why}"
+    );
+    assert_eq!(p.notice_host_gone(), None, "reported once");
+    assert!(!p.memory_visible());
+    assert!(p
+        .status()
+        .starts_with("unmapped: vfio-user-cxl 'acc': the host is gone"));
+    // Forwarded registers read all ones with the reason, not an errno.
+    let (ras, failure) = p.component_read(0x1020, 4);
+    assert_eq!(ras, u64::from(u32::MAX));
+    let error = failure.unwrap().error;
+    assert_eq!(error.kind(), io::ErrorKind::NotConnected);
+    assert!(error.to_string().contains("closed the connection"));
+    // A later reset says the same.
+    let e = reset(&mut p, ResetKind::Flr).unwrap_err();
+    assert!(describe(&e).contains("the vfio-user server closed the connection"));
+    assert!(!p.memory_visible());
 }
