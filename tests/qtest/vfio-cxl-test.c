@@ -1236,6 +1236,9 @@ static const RefusedCase refused_cases[] = {
       { "fixed memory window", "256 MiB", "512 MiB" } },
     { "no-window-for-host-bridge", { NULL }, 256, TOPO_WINDOW_OTHER_HB,
       { "no CXL fixed memory window" } },
+    { "v2-comp-regs-size-mismatch",
+      { "--uapi", "v2", "--fault", "comp-regs-size-mismatch" }, 256, TOPO_STD,
+      { "COMP_REGS", "uAPI v2 sizes it to them" } },
     { "v4-no-comp-regs", { "--uapi", "v4", "--fault", "no-comp-regs" }, 256,
       TOPO_STD, { "COMP_REGS region is missing|no COMP_REGS region",
                   "subtype 2" } },
@@ -1408,10 +1411,12 @@ static void test_hotplug(const void *data)
     const char *no_memory[] = { "--uapi", data, "--fault", "no-memory",
                                 NULL };
     const char *uapi_args[] = { "--uapi", data, NULL };
+    const char *reset_fails[] = { "--uapi", data, "--fault", "reset-fails",
+                                  NULL };
     const char *bin = sim_binary();
     const uint64_t pattern = 0x5aa5c33c0ff0e11eULL;
     QTestState *qts;
-    Sim *bad, *good;
+    Sim *bad, *good, *failing;
     QDict *rsp;
     uint32_t exp;
     uint64_t base;
@@ -1422,6 +1427,7 @@ static void test_hotplug(const void *data)
     }
     bad = sim_start(bin, 256, no_memory);
     good = sim_start(bin, 256, uapi_args);
+    failing = sim_start(bin, 256, reset_fails);
     qts = qtest_init(TOPO_MACHINE TOPO_FMW_4G TOPO_BRIDGES);
     ecam_enable(qts);
     setup_root_port(qts);
@@ -1446,6 +1452,19 @@ static void test_hotplug(const void *data)
     g_assert(qmp_running(qts));
     g_assert_cmphex(cfg_readl(qts, DEV_BUS, 0) & 0xffff, ==, 0xffff);
 
+    /* A host whose reset fails fails the device_add, saying why. */
+    rsp = qmp_device_add(qts, failing);
+    if (!qdict_haskey(rsp, "error")) {
+        fail_test("device_add of a host whose reset fails succeeded");
+    }
+    g_test_message("device_add (reset fails): %s",
+                   qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"));
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"),
+                    "the host reset failed"));
+    qobject_unref(rsp);
+    g_assert(qmp_running(qts));
+    g_assert_cmphex(cfg_readl(qts, DEV_BUS, 0) & 0xffff, ==, 0xffff);
+
     /* A good one is taken. */
     rsp = qmp_device_add(qts, good);
     if (qdict_haskey(rsp, "error")) {
@@ -1454,7 +1473,10 @@ static void test_hotplug(const void *data)
     }
     qobject_unref(rsp);
     g_assert(qmp_running(qts));
+    /* Reset once by device_add, and once more when the slot powers on. */
+    g_assert_cmpuint(sim_stat(good, "resets"), ==, 1);
     slot_power(qts, exp, true);
+    g_assert_cmpuint(sim_stat(good, "resets"), ==, 2);
     setup_device(qts);
     base = guest_window_base(qts, good->mem_size);
     stq_le_p(buf, pattern);
@@ -1481,6 +1503,7 @@ static void test_hotplug(const void *data)
     assert_sim_free_for_new_client(good);
 
     qtest_quit(qts);
+    sim_free(failing);
     sim_free(good);
     sim_free(bad);
 }

@@ -357,6 +357,17 @@ pub enum DiscoveryError {
         /// Range 1 size.
         range_size: u64,
     },
+    /// A v2 `COMP_REGS` region whose size is not that of the layout it
+    /// holds (capability array up to the end of the HDM structure): the
+    /// guest would read all ones past the end, or miss registers.
+    CompRegsSizeNotLayout {
+        /// Region index.
+        region: u32,
+        /// Its size.
+        size: u64,
+        /// The size its layout gives.
+        layout: u64,
+    },
     /// Something only a v4 host presents, next to a `COMP_REGS` region laid
     /// out as an earlier posting's.
     V4MarkerWithOldLayout {
@@ -569,6 +580,17 @@ impl fmt::Display for DiscoveryError {
                 "memory region {region} is {} but the CXL Device DVSEC range 1 is {}",
                 ByteSize(*region_size),
                 ByteSize(*range_size)
+            ),
+            Self::CompRegsSizeNotLayout {
+                region,
+                size,
+                layout,
+            } => write!(
+                f,
+                "COMP_REGS region {region} is {} but the capability array and HDM decoder \
+                 structure it holds end at {} (uAPI v2 sizes it to them)",
+                ByteSize(*size),
+                ByteSize(*layout)
             ),
             Self::V4MarkerWithOldLayout { marker, layout } => write!(
                 f,
@@ -848,6 +870,14 @@ fn read_shadow(regs: &mut Reads<'_>) -> Result<ShadowFacts, DiscoveryError> {
     }
     let hdm_offset = CAP_ARRAY_OFFSET + u64::from(entry.pointer);
     let region_block_offset = region_block_offset.unwrap_or(hdm_offset);
+    let layout_end = hdm_offset + block_size(1) - region_block_offset;
+    if version == UapiVersion::V2 && regs.comp.size != layout_end {
+        return Err(DiscoveryError::CompRegsSizeNotLayout {
+            region: regs.comp.index,
+            size: regs.comp.size,
+            layout: layout_end,
+        });
+    }
     let dec_ro = hdm_offset + decoder_offset(0) - region_block_offset;
     let mask = !u64::from(!LO_ADDR_MASK);
     let base = regs.qword(dec_ro + DecoderRegister::BaseLo as u64)? & mask;
@@ -2026,6 +2056,24 @@ mod tests {
             ),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn v2_region_larger_than_its_layout_is_refused() {
+        let mut h = TestHost::new(V2);
+        let comp = h.regs_index();
+        let size = h.region_mut(comp).size;
+        h.region_mut(comp).size = size + 0x1000;
+        let e = h.discover().unwrap_err();
+        assert_eq!(
+            e,
+            DiscoveryError::CompRegsSizeNotLayout {
+                region: comp,
+                size: size + 0x1000,
+                layout: size,
+            }
+        );
+        assert!(e.to_string().contains("uAPI v2 sizes it to them"), "{e}");
     }
 
     #[test]

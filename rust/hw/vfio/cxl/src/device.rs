@@ -52,6 +52,9 @@ pub struct CxlState {
     /// Memory regions taken out of the guest's view by unrealize, freed
     /// with the device.
     retired: BqlRefCell<Vec<MappedMemory>>,
+    /// A hot-plugged device was reset by its realize (where a failure can
+    /// fail `device_add`); the reset qdev runs right after is that one.
+    reset_at_plug: BqlCell<bool>,
     /// Polls a vfio-user host for a closed connection (QEMU's client only
     /// reports that on its iothread).
     host_watch: BqlRefCell<Timer>,
@@ -67,6 +70,7 @@ impl CxlState {
             cxl: BqlRefCell::new(None),
             host_bridge_reset: BqlCell::new(ResetToken(std::ptr::null_mut())),
             retired: BqlRefCell::new(Vec::new()),
+            reset_at_plug: BqlCell::new(false),
             // SAFETY: initialized by init_host_watch before it is armed.
             host_watch: BqlRefCell::new(unsafe { Timer::new() }),
         }
@@ -119,22 +123,31 @@ impl CxlState {
     /// restore, show the memory again.  Returns false, doing nothing, when
     /// the device has no CXL passthrough (then the parent resets it).
     fn reset(&self, kind: ResetKind) -> bool {
+        match self.run_reset(kind) {
+            None => false,
+            Some(outcome) => {
+                if let Err(e) = outcome {
+                    report_error(&e.to_string());
+                }
+                true
+            }
+        }
+    }
+
+    /// The reset itself; `None` when the device has no CXL passthrough.
+    fn run_reset(&self, kind: ResetKind) -> Option<Result<()>> {
         let host = {
             let mut cxl = self.cxl.borrow_mut();
-            let Some(passthrough) = cxl.as_mut() else {
-                return false;
-            };
+            let passthrough = cxl.as_mut()?;
             passthrough.begin_reset(kind);
             passthrough.host()
         };
         // No borrow is held here: the host reset runs vfio-pci code.
         let result = cxl_model::host_device::HostDevice::reset(&host, kind);
-        if let Some(passthrough) = self.cxl.borrow_mut().as_mut() {
-            if let Err(e) = passthrough.finish_reset(kind, result) {
-                report_error(&e.to_string());
-            }
-        }
-        true
+        self.cxl
+            .borrow_mut()
+            .as_mut()
+            .map(|passthrough| passthrough.finish_reset(kind, result))
     }
 
     fn status(&self) -> String {
@@ -334,10 +347,17 @@ impl<T: CxlDevice> VfioSubclassImpl for T {
         };
         state.host_bridge_reset.set(ResetToken(token));
         // A hot-plugged device meets no system reset before the guest runs:
-        // program the host bridge now.
+        // program the host bridge now, and reset the host here, where a
+        // failure fails device_add instead of leaving a device that says
+        // it is plugged with its memory unmapped.
         // SAFETY: a plain query of the machine's init phase.
         if unsafe { hwcore::bindings::phase_check(MachineInitPhase::PHASE_MACHINE_READY) } {
             state.program_host_bridge();
+            if let Some(Err(e)) = state.run_reset(ResetKind::SystemOrBus) {
+                self.exit_before_parent();
+                return Err(e);
+            }
+            state.reset_at_plug.set(true);
         }
         Ok(())
     }
@@ -357,6 +377,9 @@ impl<T: CxlDevice> VfioSubclassImpl for T {
     }
 
     fn reset(&self, parent: &dyn Fn()) {
+        if self.cxl_state().reset_at_plug.replace(false) {
+            return;
+        }
         if !self.cxl_state().reset(ResetKind::SystemOrBus) {
             parent();
         }
