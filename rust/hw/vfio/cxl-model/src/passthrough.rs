@@ -316,6 +316,12 @@ impl<H: HostDevice> Passthrough<H> {
         &self.dvsec
     }
 
+    /// Whether the memory is hidden because a reset failed or the host is
+    /// gone (what [`Passthrough::status`] then explains).
+    pub const fn failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
     /// Whether the guest may see the device memory now.
     pub const fn memory_visible(&self) -> bool {
         self.memory_visible

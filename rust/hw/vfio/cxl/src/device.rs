@@ -122,12 +122,22 @@ impl CxlState {
     /// Reset the device: hide its memory, reset the host, check and
     /// restore, show the memory again.  Returns false, doing nothing, when
     /// the device has no CXL passthrough (then the parent resets it).
+    /// Guests cause resets at will: a host that keeps failing them is
+    /// reported once, when the memory goes away; `cxl-status` and the
+    /// trace say the rest.
     fn reset(&self, kind: ResetKind) -> bool {
+        let was_failed = self
+            .cxl
+            .borrow()
+            .as_ref()
+            .is_some_and(CxlPassthrough::failed);
         match self.run_reset(kind) {
             None => false,
             Some(outcome) => {
                 if let Err(e) = outcome {
-                    report_error(&e.to_string());
+                    if !was_failed {
+                        report_error(&e.to_string());
+                    }
                 }
                 true
             }

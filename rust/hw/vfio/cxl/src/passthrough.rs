@@ -210,6 +210,11 @@ impl CxlPassthrough {
         false
     }
 
+    /// See `Passthrough::failed`.
+    pub const fn failed(&self) -> bool {
+        self.core.failed()
+    }
+
     /// What the `cxl-status` property says.
     pub fn status(&self) -> String {
         self.core.status()
