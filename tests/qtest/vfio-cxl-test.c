@@ -2708,6 +2708,232 @@ static void test_host_gone(void)
     sim_free(sim);
 }
 
+/* -------------------------------------------------------------------- */
+/* Hostile guest                                                         */
+/* -------------------------------------------------------------------- */
+
+/* Where the storm leaves a pattern in device memory. */
+#define STORM_PATTERN_OFF   0x5000
+#define STORM_CHECKPOINT    100000
+
+/* What the host holds that no guest access may change. */
+typedef struct HostSnapshot {
+    char *dvsec;            /* the host's CXL Device DVSEC, hex */
+    uint32_t d0[3];         /* decoder 0 BASE_LO, BASE_HI, CTRL */
+} HostSnapshot;
+
+static void host_snapshot(Sim *sim, HostSnapshot *h)
+{
+    uint32_t at, len;
+    QDict *d;
+
+    at = find_dvsec(sim_config_readl, sim, DVSEC_ID_DEVICE, &len);
+    d = sim_ctl(sim, "config-read 0x%x %u", at, len);
+    h->dvsec = g_strdup(qdict_get_str(d, "hex"));
+    qobject_unref(d);
+    h->d0[0] = sim_comp_regs_readl(sim, HOST_D0_BASE_LO);
+    h->d0[1] = sim_comp_regs_readl(sim, HOST_D0_BASE_HI);
+    h->d0[2] = sim_comp_regs_readl(sim, HOST_D0_CTRL);
+}
+
+/* One guest access of @size bytes (one qtest command). */
+static void storm_io(QTestState *qts, uint64_t addr, uint32_t size,
+                     bool write, uint64_t value)
+{
+    switch (size) {
+    case 1:
+        if (write) {
+            qtest_writeb(qts, addr, value);
+        } else {
+            qtest_readb(qts, addr);
+        }
+        break;
+    case 2:
+        if (write) {
+            qtest_writew(qts, addr, value);
+        } else {
+            qtest_readw(qts, addr);
+        }
+        break;
+    case 4:
+        if (write) {
+            qtest_writel(qts, addr, value);
+        } else {
+            qtest_readl(qts, addr);
+        }
+        break;
+    default:
+        if (write) {
+            qtest_writeq(qts, addr, value);
+        } else {
+            qtest_readq(qts, addr);
+        }
+        break;
+    }
+}
+
+/*
+ * One storm access: a read or write of 1, 2, 4 or 8 bytes, aligned or
+ * not, at a random offset of the device's extended config space, of the
+ * emulated component block or of the rest of the component BAR.  Returns
+ * how many host resets the access asks for (an Initiate FLR or Initiate
+ * CXL Reset write).
+ */
+static int storm_access(QTestState *qts, GRand *rng, const GuestCxl *g,
+                        uint32_t exp, uint64_t bar0)
+{
+    uint32_t what = g_rand_int_range(rng, 0, 3);
+    uint32_t size = 1u << g_rand_int_range(rng, 0, 4);
+    bool write = g_rand_boolean(rng);
+    uint64_t value = (uint64_t)g_rand_int(rng) << 32 | g_rand_int(rng);
+    uint64_t span = what == 0 ? 0x1000 : what == 1 ? 0x10000 : 0x40000;
+    uint64_t off = g_rand_int_range(rng, 0, span - 8);
+    uint64_t addr;
+    int resets = 0;
+
+    if (g_rand_int_range(rng, 0, 4)) {
+        off &= ~(uint64_t)(size - 1);
+    }
+    if (what == 0) {
+        /* Config space: 1, 2 or 4 bytes. */
+        size = MIN(size, 4);
+        addr = ecam(DEV_BUS, off);
+        if (write) {
+            uint64_t flr_bit = (uint64_t)(exp + EXP_DEVCTL) * 8 + 15;
+            uint64_t cxl_bit = (uint64_t)(g->dvsec + DVSEC_CONTROL2) * 8 + 2;
+
+            if (flr_bit >= off * 8 && flr_bit < (off + size) * 8 &&
+                (value >> (flr_bit - off * 8)) & 1) {
+                resets++;
+            }
+            if (cxl_bit >= off * 8 && cxl_bit < (off + size) * 8 &&
+                (value >> (cxl_bit - off * 8)) & 1) {
+                resets++;
+            }
+        }
+    } else if (what == 1) {
+        addr = g->block + off;
+    } else {
+        addr = bar0 + off;
+        /* The block's own accesses are the previous case. */
+        if (off >= g->block - bar0 && off < g->block - bar0 + 0x10000) {
+            addr = bar0 + off + 0x10000;
+        }
+    }
+    storm_io(qts, addr, size, write, value);
+    return resets;
+}
+
+/*
+ * A hostile guest: a seeded storm of accesses (VFIO_CXL_STORM_ACCESSES,
+ * default 1,000,000, from seed VFIO_CXL_STORM_SEED, printed) over the
+ * device's config space, component block and BAR, with a reset of every
+ * kind in turn every STORM_CHECKPOINT accesses.  At each checkpoint the
+ * host's DVSEC and decoder 0 are as they were, it saw exactly the resets
+ * the guest asked for, the device memory is where it was with the same
+ * bytes, and QEMU answers.
+ */
+static void test_storm(const void *data)
+{
+    const char *uapi = data;
+    const char *extra[] = { "--uapi", uapi, NULL };
+    const char *bin = sim_binary();
+    const char *env_count = g_getenv("VFIO_CXL_STORM_ACCESSES");
+    const char *env_seed = g_getenv("VFIO_CXL_STORM_SEED");
+    uint64_t count = env_count ? g_ascii_strtoull(env_count, NULL, 0) :
+                     1000000;
+    uint32_t seed = env_seed ? g_ascii_strtoull(env_seed, NULL, 0) :
+                    20261201;
+    const uint64_t pattern = 0x5707a5707a5707a5ULL;
+    bool clears = !strcmp(uapi, "v4");
+    g_autoptr(GRand) rng = g_rand_new_with_seed(seed);
+    uint64_t expected, i, base;
+    HostSnapshot before, now;
+    QTestState *qts;
+    uint32_t exp;
+    GuestCxl g;
+    Sim *sim;
+    int kind = 0;
+
+    if (!bin) {
+        return;
+    }
+    g_test_message("storm: uAPI %s, %" PRIu64 " accesses, seed %u "
+                   "(VFIO_CXL_STORM_SEED=%u reproduces it)", uapi, count,
+                   seed, seed);
+    sim = sim_start(bin, 256, extra);
+    qts = start_qemu(sim);
+    guest_cxl_setup(qts, sim, &g);
+    base = g.base;
+    exp = find_exp_cap(qts, DEV_BUS);
+    host_snapshot(sim, &before);
+    qtest_writeq(qts, base + STORM_PATTERN_OFF, pattern);
+    expected = sim_stat(sim, "resets");
+
+    for (i = 1; i <= count; i++) {
+        expected += storm_access(qts, rng, &g, exp, DEV_BAR0_ADDR);
+        if (i % STORM_CHECKPOINT && i != count) {
+            continue;
+        }
+        /* Checkpoint: QEMU answers, the host is untouched. */
+        g_assert(qmp_running(qts));
+        host_snapshot(sim, &now);
+        if (strcmp(now.dvsec, before.dvsec) ||
+            memcmp(now.d0, before.d0, sizeof(now.d0))) {
+            fail_test("storm (seed %u, access %" PRIu64 "): the host's DVSEC "
+                      "or decoder 0 changed: %s / %08x %08x %08x, was %s / "
+                      "%08x %08x %08x", seed, i, now.dvsec, now.d0[0],
+                      now.d0[1], now.d0[2], before.dvsec, before.d0[0],
+                      before.d0[1], before.d0[2]);
+        }
+        g_free(now.dvsec);
+        if (sim_stat(sim, "resets") != expected) {
+            fail_test("storm (seed %u, access %" PRIu64 "): the host saw %"
+                      PRIu64 " resets, the guest asked for %" PRIu64, seed, i,
+                      sim_stat(sim, "resets"), expected);
+        }
+        /* The guest's config may be anything now: set it up again. */
+        guest_cxl_setup(qts, sim, &g);
+        g_assert_cmphex(g.base, ==, base);
+        if (expected == sim_stat(sim, "resets") && !clears) {
+            g_assert_cmphex(qtest_readq(qts, base + STORM_PATTERN_OFF), ==,
+                            pattern);
+        }
+        /* A reset of the next kind. */
+        switch (kind++ % 4) {
+        case 0:
+            guest_flr(qts);
+            break;
+        case 1:
+            guest_cxl_reset(qts, sim, &g);
+            break;
+        case 2:
+            guest_secondary_bus_reset(qts);
+            break;
+        default:
+            qobject_unref(qtest_qmp(qts, "{'execute': 'system_reset'}"));
+            qtest_qmp_eventwait(qts, "RESET");
+            break;
+        }
+        expected++;
+        g_assert_cmpuint(sim_stat(sim, "resets"), ==, expected);
+        guest_cxl_setup(qts, sim, &g);
+        g_assert_cmphex(g.base, ==, base);
+        if (!clears) {
+            g_assert_cmphex(qtest_readq(qts, base + STORM_PATTERN_OFF), ==,
+                            pattern);
+        }
+        qtest_writeq(qts, base + STORM_PATTERN_OFF, pattern);
+    }
+    /* v4's COMP_REGS is the HDM block, which the device emulates. */
+    if (clears) {
+        g_assert_cmpuint(sim_stat(sim, "comp_regs_writes"), ==, 0);
+    }
+    g_free(before.dvsec);
+    qtest_quit(qts);
+    sim_free(sim);
+}
+
 int main(int argc, char **argv)
 {
     size_t i;
@@ -2730,6 +2956,12 @@ int main(int argc, char **argv)
         qtest_add_data_func(comp, uapis[i], test_component);
         qtest_add_data_func(mem, uapis[i], test_memory);
         qtest_add_data_func(plug, uapis[i], test_hotplug);
+        {
+            g_autofree char *storm = g_strdup_printf("/vfio-cxl/storm/%s",
+                                                     uapis[i]);
+
+            qtest_add_data_func(storm, uapis[i], test_storm);
+        }
     }
     qtest_add_data_func("/vfio-cxl/uapi/v2", "v2", test_uapi);
     qtest_add_data_func("/vfio-cxl/uapi/v3", "v3", test_uapi);
