@@ -17,6 +17,10 @@ configure_args=(
     --disable-install-blobs --disable-download
     --python="$TOOLS_VENV/bin/python3"
 )
+# A second build (mk/check-sanitizers.sh) sets QEMU_BUILD to its own
+# directory and adds its options here.
+# shellcheck disable=SC2206
+configure_args+=(${VFIO_CXL_CONFIGURE_EXTRA:-})
 stamp="$QEMU_BUILD/.vfio-cxl-configure"
 # Re-run configure (in place, so the next ninja stays incremental) when the
 # arguments changed or when it could not set up the option ROM build, which

@@ -8,7 +8,7 @@ QEMU_UPSTREAM_VERSION="10.2.2"
 # No '+' or other regex metacharacters in this path: QEMU passes source
 # paths to bindgen's --allowlist-file, which treats them as regexes.
 QEMU_SRC="$VFIO_CXL_CACHE/qemu-$QEMU_UPSTREAM_VERSION"
-QEMU_BUILD="$VFIO_CXL_CACHE/build"
+: "${QEMU_BUILD:=$VFIO_CXL_CACHE/build}"
 TOOLS_VENV="$VFIO_CXL_CACHE/venv"
 MESON_VERSION="1.9.0"
 # Not 0.72 or 0.73: they pad before 16-aligned fields (Int128) with
