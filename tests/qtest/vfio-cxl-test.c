@@ -2488,8 +2488,9 @@ static void assert_memory_is(QTestState *qts, uint64_t base, Sim *sim,
  * Three accelerators and a cxl-type3: two share host bridge cxl.1's
  * window, one has cxl.2's.  Each lies where the placement rule says, the
  * host bridge routes each range to its root port, the memories are
- * independent; hot-unplug and replug of the second device, repeated,
- * leave the others alone and give the same address back; one too big for
+ * independent; hot-unplug and replug of the second device, repeated
+ * (VFIO_CXL_REPLUG_CYCLES, default 3), leave the others alone and give the
+ * same address back; one too big for
  * the window is refused and harms nothing; a system reset keeps it all.
  */
 static void test_several_devices(void)
@@ -2497,6 +2498,8 @@ static void test_several_devices(void)
     const char *bin = sim_binary();
     g_autofree char *args = NULL;
     g_autofree char *a0 = NULL, *a1 = NULL, *a2 = NULL;
+    const char *env_cycles = g_getenv("VFIO_CXL_REPLUG_CYCLES");
+    int cycles = env_cycles ? atoi(env_cycles) : 3;
     Sim *s0, *s1, *s2, *big;
     uint64_t w0, b1, b2;
     QTestState *qts;
@@ -2535,10 +2538,10 @@ static void test_several_devices(void)
         assert_memory_is(qts, b2, s2, not2, 0x2c2c2c2c22222222ULL);
     }
 
-    /* rp1's slot: unplug acc1, replug it, three times. */
+    /* rp1's slot: unplug acc1, replug it, VFIO_CXL_REPLUG_CYCLES times. */
     ecam_enable(qts);
     exp = find_exp_cap(qts, RP_BUS);
-    for (cycle = 0; cycle < 3; cycle++) {
+    for (cycle = 0; cycle < cycles; cycle++) {
         g_autofree char *when = g_strdup_printf("replug %d", cycle);
 
         qtest_qmp_device_del_send(qts, "acc1");
