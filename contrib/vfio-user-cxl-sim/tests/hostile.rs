@@ -27,15 +27,15 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{firmware_dirs, qemu_bin, Scratch, Sim};
+use common::{firmware_dirs, qemu_bin, spawn_line_reader, Scratch, Sim};
 use serde_json::{json, Value};
 use vfio_user_cxl_sim::hostile::Kind;
 
@@ -136,23 +136,7 @@ impl Qemu {
         for dir in firmware_dirs(qemu) {
             cmd.arg("-L").arg(dir);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(file))
-            .spawn()
-            .expect("spawn QEMU");
-        let stdin = child.stdin.take().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, stdin, lines) = spawn_line_reader(&mut cmd, Stdio::from(file));
         Self {
             child,
             stdin,

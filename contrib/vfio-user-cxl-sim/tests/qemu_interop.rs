@@ -15,13 +15,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use common::{firmware_dirs, qemu_bin, Sim};
+use common::{firmware_dirs, qemu_bin, spawn_line_reader, Sim};
 use cxl_model::dvsec::{
     find_dvsec, parse_device_dvsec, parse_register_locator, BLOCK_ID_COMPONENT, CXL_VENDOR_ID,
     DVSEC_ID_CXL_DEVICE, DVSEC_ID_REGISTER_LOCATOR,
@@ -65,23 +65,7 @@ impl Qtest {
         for dir in firmware_dirs(qemu) {
             cmd.arg("-L").arg(dir);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn QEMU");
-        let stdin = child.stdin.take().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, stdin, lines) = spawn_line_reader(&mut cmd, Stdio::inherit());
         Self {
             child,
             stdin,

@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -177,6 +178,33 @@ pub fn qemu_bin() -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// Spawns `cmd` (QEMU) with piped stdin and stdout; its stdout lines
+/// arrive on the returned channel (read by a thread, so that waits on
+/// them can be bounded).
+pub fn spawn_line_reader(
+    cmd: &mut Command,
+    stderr: Stdio,
+) -> (Child, std::process::ChildStdin, Receiver<String>) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn QEMU");
+    let stdin = child.stdin.take().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, stdin, lines)
 }
 
 /// Runs the binary to completion and returns (status, stdout, stderr).
