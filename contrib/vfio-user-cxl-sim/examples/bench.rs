@@ -40,6 +40,7 @@ fn options(dir: &Path, tag: &str, size: u64) -> Options {
             ..DeviceOptions::default()
         },
         verbose: false,
+        hostile: None,
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Stats {
     /// v4: raw BAR accesses touching the HDM decoder block (reads all
     /// ones, writes dropped).
     pub hdm_bar_accesses: AtomicU64,
+    /// Hostile mode: replies answered wrongly.
+    pub hostile_faults: AtomicU64,
 }
 
 impl Stats {
@@ -72,6 +74,7 @@ impl Stats {
             "memory_clears": g(&self.memory_clears),
             "memory_gate_changes": g(&self.memory_gate_changes),
             "hdm_bar_accesses": g(&self.hdm_bar_accesses),
+            "hostile_faults": g(&self.hostile_faults),
         })
     }
 

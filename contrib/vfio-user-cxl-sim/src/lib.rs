@@ -16,6 +16,7 @@
 //! - [`protocol`]: vfio-user message layouts, [`wire`]: framing and fd passing,
 //! - [`server`]: sockets, connection loop, dispatch,
 //! - [`device`]: the accelerator (regions, reset, IRQs, DMA, faults),
+//! - [`hostile`]: hostile mode, replies answered wrongly on purpose,
 //! - [`config`]: ordinary PCI config registers,
 //! - [`cxl`]: the wiring to `cxl-model`,
 //! - [`memory`]: memfd/file backing and its v4 gating,
@@ -27,6 +28,7 @@ pub mod config;
 pub mod control;
 pub mod cxl;
 pub mod device;
+pub mod hostile;
 pub mod memory;
 pub mod options;
 pub mod protocol;

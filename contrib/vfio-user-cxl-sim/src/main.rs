@@ -67,6 +67,9 @@ fn main() -> ExitCode {
         }
     }
 
+    if let Some(plan) = &opts.hostile {
+        eprintln!("vfio-user-cxl-sim: hostile {plan}");
+    }
     let server = Arc::clone(&sim);
     thread::spawn(move || server.serve(&listener));
     println!("vfio-user-cxl-sim: listening on {}", opts.socket.display());

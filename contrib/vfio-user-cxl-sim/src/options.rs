@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+use crate::hostile::Plan;
+
 /// Which kernel series' interface to reproduce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Uapi {
@@ -132,6 +134,8 @@ pub struct Options {
     pub memory_file: Option<PathBuf>,
     pub device: DeviceOptions,
     pub verbose: bool,
+    /// `--hostile`: which reply to answer wrongly, and how.
+    pub hostile: Option<Plan>,
 }
 
 /// Result of parsing: run, or print something and exit.
@@ -172,6 +176,41 @@ Faults (--fault NAME, repeatable):
   no-flr                       Device Capabilities without FLR: a write of
                                Initiate FLR is no reset
   drop-after=N                 close each connection after N messages
+
+Hostile mode (--hostile SEED[,KIND[,NTH]]): in each connection, reply NTH
+(from 0) of those KIND applies to is answered wrongly; the seed draws what is
+not given and every detail (errno, size, field).  The plan is printed at
+start and each time it fires (counted in hostile_faults).  Kinds:
+  truncated-header   part of the header, then hang up
+  truncated-payload  header and part of the payload, then hang up
+  short-reply        payload cut short (size says so)
+  long-reply         junk appended (size says so)
+  size-too-small     header size below 16
+  size-too-large     header size above what is sent
+  wrong-id           another message's id
+  wrong-command      another command
+  wrong-type         typed as a request or an unknown type
+  odd-errno          error reply with an odd errno (0, EINTR, 512, ...)
+  stray-fd           descriptors where none (or fewer) belong
+  missing-fd         no descriptor where one belongs (mmap regions)
+  duplicate          the reply twice
+  no-reply           no reply, connection kept
+  bad-version        VERSION: broken JSON, major 1, absurd limits
+  bad-device-info    DEVICE_GET_INFO: odd argsz, flags, counts
+  region-size        region info: impossible size
+  region-offset      region info: impossible or misaligned offset
+  region-index       region info: another region's index
+  region-argsz       region info: argsz too small, past the reply, huge
+  region-flags       region info: impossible flags
+  cap-offset         region info: cap_offset inside, past or misaligned
+  cap-loop           region info: the capability chain loops
+  cap-past-end       region info: a capability past the reply
+  cap-overlap        region info: next points inside a capability
+  sparse-areas       region info: too many, overlapping, outside areas
+  bad-irq-info       IRQ info: huge count, other index, odd flags
+  read-mismatch      region read: count, offset, region not as asked
+  write-mismatch     region write: count, offset, region not as asked
+  bad-dma-reply      DMA map/unmap: payload where none belongs
 
 Device: vendor 0x1234 device 0xc202, class 0x120000; BAR 0 is 256K, 64-bit
 non-prefetchable; the component block is at BAR 0 + 0x10000 (64K), with
@@ -241,6 +280,10 @@ struct Cli {
     /// break the host in one way (repeatable; the names are below)
     #[arg(long, value_name = "NAME")]
     fault: Vec<String>,
+    /// answer one message per connection wrongly (kinds below); what is
+    /// not given is drawn from the seed
+    #[arg(long, value_name = "SEED[,KIND[,NTH]]")]
+    hostile: Option<String>,
     /// log every message to stderr
     #[arg(short, long)]
     verbose: bool,
@@ -301,6 +344,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, UsageErr
             .enable(f)
             .map_err(|e| invalid(&format!("--fault: {e}")))?;
     }
+    let hostile = cli
+        .hostile
+        .as_deref()
+        .map(Plan::parse)
+        .transpose()
+        .map_err(|e| invalid(&e))?;
     let device = DeviceOptions {
         uapi: cli.uapi,
         v4_region_type: cli.v4_region_type,
@@ -330,12 +379,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, UsageErr
         memory_file: cli.memory_file,
         device,
         verbose: cli.verbose,
+        hostile,
     }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hostile::Kind;
 
     fn run(args: &[&str]) -> Result<Options, UsageError> {
         match parse(args.iter().map(|s| (*s).to_owned()))? {
@@ -394,6 +445,20 @@ mod tests {
         assert_eq!(o3.device.uapi, Uapi::V4);
         assert_eq!(o3.device.v4_region_type, V4RegionType::Early);
         assert!(o3.device.faults.open_reset_fails && o3.verbose);
+    }
+
+    #[test]
+    fn help_lists_every_hostile_kind() {
+        for k in Kind::ALL {
+            assert!(
+                AFTER_HELP.contains(&format!("\n  {} ", k.name())),
+                "{} not in --help",
+                k.name()
+            );
+        }
+        let o = run(&["--socket", "s", "--hostile", "5,no-reply,2"]).unwrap();
+        assert_eq!(o.hostile.map(|p| (p.kind, p.nth)), Some((Kind::NoReply, 2)));
+        run(&["--socket", "s", "--hostile", "5,nonsense"]).unwrap_err();
     }
 
     #[test]

@@ -22,6 +22,7 @@ use vfio_bindings::bindings::vfio::VFIO_REGION_INFO_FLAG_CAPS;
 
 use crate::control::Stats;
 use crate::device::{Device, NUM_IRQS, NUM_REGIONS};
+use crate::hostile::{Flow, Hostile, Outgoing, Plan};
 use crate::memory::Backing;
 use crate::options::Options;
 use crate::protocol::{
@@ -52,6 +53,8 @@ pub struct Simulator {
     device: Mutex<Device>,
     pub stats: Arc<Stats>,
     verbose: bool,
+    /// Hostile mode: the reply each connection answers wrongly.
+    hostile: Option<Plan>,
 }
 
 /// A successful reply: payload and descriptors to pass with it.
@@ -90,6 +93,7 @@ impl Simulator {
             device: Mutex::new(device),
             stats,
             verbose: opts.verbose,
+            hostile: opts.hostile,
         })
     }
 
@@ -168,6 +172,7 @@ impl Simulator {
         let drop_after = self.device().options().faults.drop_after;
         let mut negotiated = false;
         let mut count: u64 = 0;
+        let mut hostile = self.hostile.map(Hostile::new);
         loop {
             if drop_after.is_some_and(|n| count >= n) {
                 if self.verbose {
@@ -180,18 +185,32 @@ impl Simulator {
             };
             count += 1;
             Stats::bump(&self.stats.messages);
-            self.handle(sock, msg, &mut negotiated)?;
+            if self.handle(sock, msg, &mut negotiated, count, hostile.as_mut())? == Flow::Close {
+                if self.verbose {
+                    eprintln!("vfio-user-cxl-sim: hostile: hanging up after message {count}");
+                }
+                return Ok(());
+            }
         }
     }
 
-    fn handle(&self, sock: &UnixStream, msg: Message, negotiated: &mut bool) -> io::Result<()> {
+    /// Answers message number `index` of the connection, through the
+    /// hostile plan if there is one.
+    fn handle(
+        &self,
+        sock: &UnixStream,
+        msg: Message,
+        negotiated: &mut bool,
+        index: u64,
+        hostile: Option<&mut Hostile>,
+    ) -> io::Result<Flow> {
         let h = msg.header;
         if !h.is_request() {
             eprintln!(
                 "vfio-user-cxl-sim: ignoring unexpected reply id {} command {}",
                 h.id, h.command
             );
-            return Ok(());
+            return Ok(Flow::Continue);
         }
         let mut dev = self.device();
         let result = if h.command == cmd::VERSION {
@@ -226,7 +245,7 @@ impl Simulator {
                     h.command
                 );
             }
-            return Ok(());
+            return Ok(Flow::Continue);
         }
         let mut reply = Header {
             id: h.id,
@@ -234,12 +253,29 @@ impl Simulator {
             flags: flags::REPLY,
             ..Header::default()
         };
-        match result {
-            Ok(r) => wire::send_message(sock, &reply, &r.payload, &r.fds),
+        let out = match result {
+            Ok(r) => Outgoing {
+                header: reply,
+                payload: r.payload,
+                fds: r.fds,
+            },
             Err(e) => {
                 reply.flags |= flags::ERROR;
                 reply.error = e as u32;
-                wire::send_message(sock, &reply, &[], &[])
+                Outgoing {
+                    header: reply,
+                    payload: Vec::new(),
+                    fds: Vec::new(),
+                }
+            }
+        };
+        match hostile {
+            Some(plan) => plan.send(sock, index, &h, out, || {
+                Stats::bump(&self.stats.hostile_faults);
+            }),
+            None => {
+                wire::send_message(sock, &out.header, &out.payload, &out.fds)?;
+                Ok(Flow::Continue)
             }
         }
     }

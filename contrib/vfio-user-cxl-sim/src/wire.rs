@@ -117,7 +117,12 @@ pub fn send_message(
     let mut buf = Vec::with_capacity(size as usize);
     buf.extend_from_slice(&hdr);
     buf.extend_from_slice(payload);
+    send_bytes(sock, &buf, fds)
+}
 
+/// Sends `buf` as it is (a header whose size may or may not match, as
+/// hostile mode wants), with `fds` on its first byte.
+pub fn send_bytes(sock: &UnixStream, buf: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
     let mut sent = 0;
     while sent < buf.len() {

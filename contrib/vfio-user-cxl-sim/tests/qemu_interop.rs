@@ -15,13 +15,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use common::Sim;
+use common::{firmware_dirs, qemu_bin, spawn_line_reader, Sim};
 use cxl_model::dvsec::{
     find_dvsec, parse_device_dvsec, parse_register_locator, BLOCK_ID_COMPONENT, CXL_VENDOR_ID,
     DVSEC_ID_CXL_DEVICE, DVSEC_ID_REGISTER_LOCATOR,
@@ -65,23 +65,7 @@ impl Qtest {
         for dir in firmware_dirs(qemu) {
             cmd.arg("-L").arg(dir);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn QEMU");
-        let stdin = child.stdin.take().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, stdin, lines) = spawn_line_reader(&mut cmd, Stdio::inherit());
         Self {
             child,
             stdin,
@@ -131,37 +115,6 @@ impl Drop for Qtest {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Directories that may hold the firmware QEMU needs for q35.
-fn firmware_dirs(qemu: &Path) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(d) = std::env::var_os("QEMU_FIRMWARE_DIR") {
-        dirs.push(PathBuf::from(d));
-    }
-    if let Some(parent) = qemu.parent() {
-        dirs.push(parent.join("pc-bios"));
-    }
-    dirs.push(PathBuf::from("/usr/share/seabios"));
-    dirs.push(PathBuf::from("/usr/share/qemu"));
-    dirs.into_iter().filter(|d| d.is_dir()).collect()
-}
-
-fn qemu_bin() -> Option<PathBuf> {
-    let require = std::env::var("VFIO_CXL_REQUIRE_QEMU").is_ok_and(|v| v == "1");
-    match std::env::var_os("QEMU_BIN").map(PathBuf::from) {
-        Some(p) if p.is_file() => Some(p),
-        Some(p) => {
-            assert!(!require, "QEMU_BIN={} is not a file", p.display());
-            eprintln!("skipped: QEMU_BIN={} is not a file", p.display());
-            None
-        }
-        None => {
-            assert!(!require, "VFIO_CXL_REQUIRE_QEMU=1 but QEMU_BIN is not set");
-            eprintln!("skipped: QEMU_BIN not set");
-            None
-        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -63,6 +64,11 @@ impl Sim {
     }
 
     pub fn start_in(scratch: Scratch, args: &[&str]) -> Self {
+        Self::start_with_stderr(scratch, args, Stdio::inherit())
+    }
+
+    /// As [`Sim::start_in`], with the simulator's stderr going to `stderr`.
+    pub fn start_with_stderr(scratch: Scratch, args: &[&str], stderr: Stdio) -> Self {
         let socket = scratch.path("vfio-user.sock");
         let control = scratch.path("control.sock");
         let t0 = Instant::now();
@@ -73,7 +79,7 @@ impl Sim {
             .arg(&control)
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn simulator");
         let mut line = String::new();
@@ -138,6 +144,67 @@ impl Drop for Sim {
             let _ = c.wait();
         }
     }
+}
+
+/// Directories that may hold the firmware QEMU needs for q35.
+pub fn firmware_dirs(qemu: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("QEMU_FIRMWARE_DIR") {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(parent) = qemu.parent() {
+        dirs.push(parent.join("pc-bios"));
+    }
+    dirs.push(PathBuf::from("/usr/share/seabios"));
+    dirs.push(PathBuf::from("/usr/share/qemu"));
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}
+
+/// The QEMU binary named by `QEMU_BIN`; `None` (the test skips, saying
+/// why) when it is not set, unless `VFIO_CXL_REQUIRE_QEMU=1`, which makes
+/// its absence a failure.
+pub fn qemu_bin() -> Option<PathBuf> {
+    let require = std::env::var("VFIO_CXL_REQUIRE_QEMU").is_ok_and(|v| v == "1");
+    match std::env::var_os("QEMU_BIN").map(PathBuf::from) {
+        Some(p) if p.is_file() => Some(p),
+        Some(p) => {
+            assert!(!require, "QEMU_BIN={} is not a file", p.display());
+            eprintln!("skipped: QEMU_BIN={} is not a file", p.display());
+            None
+        }
+        None => {
+            assert!(!require, "VFIO_CXL_REQUIRE_QEMU=1 but QEMU_BIN is not set");
+            eprintln!("skipped: QEMU_BIN not set");
+            None
+        }
+    }
+}
+
+/// Spawns `cmd` (QEMU) with piped stdin and stdout; its stdout lines
+/// arrive on the returned channel (read by a thread, so that waits on
+/// them can be bounded).
+pub fn spawn_line_reader(
+    cmd: &mut Command,
+    stderr: Stdio,
+) -> (Child, std::process::ChildStdin, Receiver<String>) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn QEMU");
+    let stdin = child.stdin.take().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, stdin, lines)
 }
 
 /// Runs the binary to completion and returns (status, stdout, stderr).
