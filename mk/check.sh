@@ -40,6 +40,8 @@ if bash mk/build.sh; then
     step "qtests" bash mk/qtests.sh
     step "simulator against QEMU" env QEMU_BIN="$QEMU_BUILD/qemu-system-x86_64" \
         VFIO_CXL_REQUIRE_QEMU=1 cargo test --quiet -p vfio-user-cxl-sim --test qemu_interop
+    step "hostile host against QEMU" env QEMU_BIN="$QEMU_BUILD/qemu-system-x86_64" \
+        VFIO_CXL_REQUIRE_QEMU=1 cargo test --quiet -p vfio-user-cxl-sim --test hostile
     step "functional test (Linux guest)" bash mk/functional.sh
     step "libvirt" bash mk/libvirt.sh
 else

@@ -82,6 +82,73 @@ EDITS = {
 }
 
 
+# Fixes to QEMU's own vfio-user and vfio code that the hostile-host test
+# (contrib/vfio-user-cxl-sim/tests/hostile.rs) found: each is one small
+# change an upstream maintainer could take on its own, with its subject and
+# body here (docs/system/devices/vfio-cxl.rst lists them).
+FIXES = [
+    ("vfio-user: do not set an error twice when a header read fails",
+     "qio_channel_readv_full() has set errp when it fails; setting it again "
+     "trips the assertion in error_setv() on the iothread when the server "
+     "resets the connection with a request outstanding.  Prepend the "
+     "context instead.",
+     {"hw/vfio-user/proxy.c": [replace_once(
+         '        error_setg_errno(errp, errno, "failed to read header");\n',
+         '        error_prepend(errp, "failed to read header: ");\n')]}),
+    ("vfio/pci: do not remove BAR subregions that were never added",
+     "When reading a BAR from config space fails, vfio_bar_register() "
+     "creates no bar->mr; the realize error path then passed NULL to "
+     "memory_region_del_subregion().  Check what registration created.",
+     {"hw/vfio/pci.c": [replace_once(
+         "        if (bar->region.size) {\n"
+         "            memory_region_del_subregion(bar->mr, bar->region.mem);",
+         "        if (bar->region.size && bar->mr) {\n"
+         "            memory_region_del_subregion(bar->mr, bar->region.mem);")]}),
+    ("vfio-user: a server that went away needs no DMA mapping changes",
+     "Once the connection is gone every DMA map or unmap fails, and the "
+     "memory listener treats a failed map after initialization as fatal "
+     "(hw_error at the next machine reset).  A server that is gone does "
+     "no DMA: let mapping changes for it succeed.",
+     {"hw/vfio-user/container.c": [
+         replace_once('#include "qapi/error.h"\n',
+                      '#include "qapi/error.h"\n#include "qemu/lockable.h"\n'),
+         replace_once(
+             "static int vfio_user_dma_unmap(",
+             "static bool vfio_user_server_gone(VFIOUserContainer *container)\n"
+             "{\n"
+             "    QEMU_LOCK_GUARD(&container->proxy->lock);\n"
+             "    return container->proxy->state != VFIO_PROXY_CONNECTED;\n"
+             "}\n\n"
+             "static int vfio_user_dma_unmap("),
+         replace_once(
+             "    VFIOUserDMAUnmap *msgp = g_malloc(sizeof(*msgp));\n",
+             "    VFIOUserDMAUnmap *msgp;\n\n"
+             "    if (vfio_user_server_gone(container)) {\n"
+             "        return 0;\n"
+             "    }\n"
+             "    msgp = g_malloc(sizeof(*msgp));\n"),
+         replace_once(
+             "    VFIOUserFDs *fds = NULL;\n"
+             "    VFIOUserDMAMap *msgp = g_malloc0(sizeof(*msgp));\n",
+             "    VFIOUserFDs *fds = NULL;\n"
+             "    VFIOUserDMAMap *msgp;\n\n"
+             "    if (vfio_user_server_gone(container)) {\n"
+             "        return 0;\n"
+             "    }\n"
+             "    msgp = g_malloc0(sizeof(*msgp));\n")]}),
+    ("vfio-user: leave putting the device to finalize",
+     "The realize error path called vfio_pci_put_device(), which frees the "
+     "regions' memory regions while they are still QOM children of the "
+     "device; finalize then deleted them again (and put the device a "
+     "second time).  vfio-pci puts its device in finalize only: do the "
+     "same.",
+     {"hw/vfio-user/pci.c": [replace_once(
+         "    error_prepend(errp, VFIO_MSG_PREFIX, vdev->vbasedev.name);\n"
+         "    vfio_pci_put_device(vdev);\n",
+         "    error_prepend(errp, VFIO_MSG_PREFIX, vdev->vbasedev.name);\n")]}),
+]
+
+
 def write_if_changed(path, text):
     try:
         with open(path) as f:
@@ -125,8 +192,17 @@ def link_overlay(project, qemu):
     return len(new)
 
 
+def all_edits():
+    edits = {rel: list(e) for rel, e in EDITS.items()}
+    for _subject, _body, files in FIXES:
+        for rel, e in files.items():
+            edits.setdefault(rel, []).extend(e)
+    return edits
+
+
 def apply_edits(qemu):
-    for rel, edits in EDITS.items():
+    edits_by_file = all_edits()
+    for rel, edits in edits_by_file.items():
         path = os.path.join(qemu, rel)
         pristine = os.path.join(qemu, PRISTINE, rel)
         if not os.path.exists(pristine):
@@ -138,14 +214,15 @@ def apply_edits(qemu):
         for edit in edits:
             text = edit(text)
         write_if_changed(path, text)
-    return len(EDITS)
+    return len(edits_by_file)
 
 
 def main():
     project, qemu = sys.argv[1], sys.argv[2]
     links = link_overlay(project, qemu)
     edits = apply_edits(qemu)
-    print(f"overlay: {links} files linked, {edits} upstream files edited")
+    print(f"overlay: {links} files linked, {edits} upstream files edited "
+          f"({len(FIXES)} fixes to QEMU's code)")
 
 
 if __name__ == "__main__":
