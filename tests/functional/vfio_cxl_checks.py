@@ -472,7 +472,8 @@ class GuestReportChecks:
         one root decoder covering the window, device-coherent (Type-2)
         capable, whose single target is a dport of the CXL root that is
         the host bridge the CEDT names for the window; and that host
-        bridge's port, which leads to the device: its dports, if it has
+        bridge's port, bound to cxl_port, which leads to the device: its
+        dports, if it has
         any yet, are exactly the root ports of the devices below it,
         @parents (default: the device's).  (6.1 adds dports up front; 7.x
         only once a memory device attaches below, which under 6.1 never
@@ -506,6 +507,11 @@ class GuestReportChecks:
                              f'{cxl_roots[0]} has no dport{targets[0]}')
         ports = [d for d in devices if cxl.get(f'{d}.uport') == bridge]
         self.assertEqual(len(ports), 1, f'no port for {bridge}: {cxl}')
+        # Bound: the CXL core took its decoders (passthrough or real).
+        self.assertEqual(cxl.get(f'{ports[0]}.driver'), 'cxl_port',
+                         f'the CXL core did not take host bridge port '
+                         f'{ports[0]}; guest errors: ' +
+                         ' | '.join(self.kernel_errors(r)))
         if parents is None:
             parents = [r['device.sysfs'].split('/')[-2]]
         dports = sorted(v for k, v in cxl.items()
