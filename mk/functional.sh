@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the functional test: Linux guests (Debian's kernels 6.1 and 7.2,
 # booted with TCG; under 7.2 with our Type-2 driver) use a CXL Type-2
-# accelerator passed through by vfio-user-cxl from the simulator.  Builds
+# accelerator passed through by vfio-user-cxl from the simulator, and
+# under 7.2 also three of them beside a cxl-type3.  Builds
 # what it needs (guest images, simulator, the test framework's Python
 # packages), then runs
 # tests/functional/x86_64/test_vfio_cxl.py with VFIO_CXL_REQUIRE_GUEST=1,

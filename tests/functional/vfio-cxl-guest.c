@@ -18,6 +18,12 @@
  *   - all of that again after an FLR through sysfs "reset", and after a
  *     CXL Reset through the DVSEC (keys prefixed "flr." and "cxlr.").
  *
+ * With several such devices, each is reported under its own prefix
+ * ("dev0.", "dev1."... in PCI address order, with "devices=N" first) and
+ * writes its pages with its own pattern seed ("mem.seed"), so that a test
+ * can tell whose data it finds where; the CXL core, /proc/iomem and the
+ * kernel log are reported once, unprefixed, and no device is reset.
+ *
  * Every failure is a "key=error: ..." line; the program never stops early.
  * Built by mk/guest-image.sh with gcc -static -O2.
  *
@@ -79,6 +85,7 @@
 #define HDM_CAP             0x00
 #define HDM_GLOBAL          0x04
 #define HDM_D0              0x10
+#define HDM_DECODER_STRIDE  0x20
 #define HDM_BASE_LO         0x00
 #define HDM_BASE_HI         0x04
 #define HDM_SIZE_LO         0x08
@@ -93,6 +100,9 @@
 #define MAX_PAGES           8
 
 static int errors;
+/* Prefix of every key of the device being reported: "" for a single
+ * device, "dev<N>." for each of several. */
+static char dev_prefix[16];
 
 /* ------------------------------------------------------------------ */
 /* Output                                                               */
@@ -102,7 +112,7 @@ static void put(const char *prefix, const char *key, const char *fmt, ...)
 {
     va_list ap;
 
-    printf("%s%s=", prefix, key);
+    printf("%s%s%s=", dev_prefix, prefix, key);
     va_start(ap, fmt);
     vprintf(fmt, ap);
     va_end(ap);
@@ -115,7 +125,7 @@ static void fail(const char *prefix, const char *key, const char *fmt, ...)
     va_list ap;
 
     errors++;
-    printf("%s%s=error: ", prefix, key);
+    printf("%s%s%s=error: ", dev_prefix, prefix, key);
     va_start(ap, fmt);
     vprintf(fmt, ap);
     va_end(ap);
@@ -328,52 +338,60 @@ static void try_dvsec_writes(const Dvsec *d)
 /* Finding the device                                                   */
 /* ------------------------------------------------------------------ */
 
-static int find_device(void)
+#define MAX_DEVICES         8
+
+/* Whether PCI device @name is ours: the simulator's IDs, or class 0x12
+ * with a CXL Device DVSEC; reports its IDs. */
+static int is_accelerator(const char *name)
 {
     static uint8_t cfg[CFG_SIZE];
-    char path[600], best[512] = "";
-    struct dirent *e;
-    DIR *dir = opendir(PCI_DEVICES);
+    unsigned long vendor = 0, device = 0, class = 0;
+    char path[600];
 
-    if (!dir) {
-        fail("", "device", "opendir %s: %s", PCI_DEVICES, strerror(errno));
-        return -1;
+    snprintf(path, sizeof(path), PCI_DEVICES "/%s/vendor", name);
+    read_hex(path, &vendor);
+    snprintf(path, sizeof(path), PCI_DEVICES "/%s/device", name);
+    read_hex(path, &device);
+    snprintf(path, sizeof(path), PCI_DEVICES "/%s/class", name);
+    read_hex(path, &class);
+    put("", "pci", "%s %04lx:%04lx class %06lx", name, vendor, device, class);
+    if (vendor == SIM_VENDOR && device == SIM_DEVICE) {
+        return 1;
     }
-    while ((e = readdir(dir))) {
-        unsigned long vendor = 0, device = 0, class = 0;
+    if ((class >> 16) != 0x12) {
+        return 0;
+    }
+    snprintf(dev_path, sizeof(dev_path), PCI_DEVICES "/%s", name);
+    return read_config(cfg, "probe.") == 0 && find_dvsec(cfg, DVSEC_DEVICE);
+}
 
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        snprintf(path, sizeof(path), PCI_DEVICES "/%s/vendor", e->d_name);
-        read_hex(path, &vendor);
-        snprintf(path, sizeof(path), PCI_DEVICES "/%s/device", e->d_name);
-        read_hex(path, &device);
-        snprintf(path, sizeof(path), PCI_DEVICES "/%s/class", e->d_name);
-        read_hex(path, &class);
-        put("", "pci", "%s %04lx:%04lx class %06lx", e->d_name, vendor,
-            device, class);
-        if (vendor == SIM_VENDOR && device == SIM_DEVICE) {
-            snprintf(best, sizeof(best), "%s", e->d_name);
-        } else if (!best[0] && (class >> 16) == 0x12) {
-            snprintf(dev_path, sizeof(dev_path), PCI_DEVICES "/%s",
-                     e->d_name);
-            if (read_config(cfg, "probe.") == 0 &&
-                find_dvsec(cfg, DVSEC_DEVICE)) {
-                snprintf(best, sizeof(best), "%s", e->d_name);
+/* The accelerators' PCI names, in address order; how many (0 after a
+ * fail()). */
+static int find_devices(char names[][256])
+{
+    struct dirent **e;
+    int n = scandir(PCI_DEVICES, &e, NULL, alphasort), found = 0, i;
+
+    if (n < 0) {
+        fail("", "device", "scandir %s: %s", PCI_DEVICES, strerror(errno));
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (e[i]->d_name[0] != '.' && is_accelerator(e[i]->d_name)) {
+            if (found == MAX_DEVICES) {
+                fail("", "device", "more than %d devices", MAX_DEVICES);
+            } else {
+                snprintf(names[found++], 256, "%s", e[i]->d_name);
             }
         }
+        free(e[i]);
     }
-    closedir(dir);
-    if (!best[0]) {
+    free(e);
+    if (!found) {
         fail("", "device", "no device %04x:%04x nor class 0x12 with a CXL "
              "Device DVSEC in %s", SIM_VENDOR, SIM_DEVICE, PCI_DEVICES);
-        return -1;
     }
-    snprintf(dev_path, sizeof(dev_path), PCI_DEVICES "/%s", best);
-    snprintf(dev_name, sizeof(dev_name), "%s", best);
-    put("", "device", "%s", best);
-    return 0;
+    return found;
 }
 
 static void report_device(void)
@@ -396,7 +414,8 @@ static void report_device(void)
                     *p = 0;
                 }
             }
-            printf("device.%s=%s\n", attrs[i], buf);
+            snprintf(path, sizeof(path), "device.%s", attrs[i]);
+            put("", path, "%s", buf);
         }
     }
     if (realpath(dev_path, buf)) {
@@ -536,37 +555,47 @@ typedef struct Decoder {
     uint64_t base, size;
 } Decoder;
 
-static void read_decoder(uint64_t hdm, Decoder *d)
+/* Decoder @which of the HDM decoder capability at @hdm. */
+static void read_decoder(uint64_t hdm, unsigned which, Decoder *d)
 {
+    uint64_t at = hdm + HDM_D0 + HDM_DECODER_STRIDE * which;
+
     d->cap = rd(hdm + HDM_CAP);
     d->global = rd(hdm + HDM_GLOBAL);
-    d->base = addr_of(rd(hdm + HDM_D0 + HDM_BASE_HI),
-                      rd(hdm + HDM_D0 + HDM_BASE_LO));
-    d->size = addr_of(rd(hdm + HDM_D0 + HDM_SIZE_HI),
-                      rd(hdm + HDM_D0 + HDM_SIZE_LO));
-    d->ctrl = rd(hdm + HDM_D0 + HDM_CTRL);
-    d->dword5 = rd(hdm + HDM_D0 + HDM_TARGET_LO);
+    d->base = addr_of(rd(at + HDM_BASE_HI), rd(at + HDM_BASE_LO));
+    d->size = addr_of(rd(at + HDM_SIZE_HI), rd(at + HDM_SIZE_LO));
+    d->ctrl = rd(at + HDM_CTRL);
+    d->dword5 = rd(at + HDM_TARGET_LO);
 }
 
+/* The capability's header, and decoder 0 (an endpoint's) or every decoder
+ * (a host bridge's) as hdm.d<n>.*; @d: decoder 0. */
 static void report_decoder(uint64_t hdm, const char *prefix, Decoder *d,
                            int host_bridge)
 {
-    unsigned count;
+    unsigned count, n;
+    char key[64];
+    Decoder e;
 
-    read_decoder(hdm, d);
+    read_decoder(hdm, 0, d);
     count = d->cap & 0xf ? (d->cap & 0xf) * 2 : 1;
     put(prefix, "hdm.offset", "0x%" PRIx64, hdm);
     put(prefix, "hdm.cap", "0x%08x", d->cap);
     put(prefix, "hdm.decoder_count", "%u", count);
     put(prefix, "hdm.global_ctrl", "0x%08x", d->global);
-    put(prefix, "hdm.d0.base", "0x%" PRIx64, d->base);
-    put(prefix, "hdm.d0.size", "0x%" PRIx64, d->size);
-    put(prefix, "hdm.d0.ctrl", "0x%08x", d->ctrl);
-    put(prefix, "hdm.d0.committed", "%d", !!(d->ctrl & HDM_COMMITTED));
-    put(prefix, "hdm.d0.lock_on_commit", "%d",
-        !!(d->ctrl & HDM_LOCK_ON_COMMIT));
-    put(prefix, host_bridge ? "hdm.d0.target_list_lo" : "hdm.d0.dpa_skip_lo",
-        "0x%08x", d->dword5);
+    for (n = 0; n < (host_bridge ? count : 1); n++) {
+        read_decoder(hdm, n, &e);
+#define DECODER_KEY(name) (snprintf(key, sizeof(key), "hdm.d%u.%s", n, name), key)
+        put(prefix, DECODER_KEY("base"), "0x%" PRIx64, e.base);
+        put(prefix, DECODER_KEY("size"), "0x%" PRIx64, e.size);
+        put(prefix, DECODER_KEY("ctrl"), "0x%08x", e.ctrl);
+        put(prefix, DECODER_KEY("committed"), "%d", !!(e.ctrl & HDM_COMMITTED));
+        put(prefix, DECODER_KEY("lock_on_commit"), "%d",
+            !!(e.ctrl & HDM_LOCK_ON_COMMIT));
+        put(prefix, DECODER_KEY(host_bridge ? "target_list_lo" : "dpa_skip_lo"),
+            "0x%08x", e.dword5);
+#undef DECODER_KEY
+    }
 }
 
 /* A locked decoder ignores writes; report whether any stuck. */
@@ -638,7 +667,8 @@ static void report_cxl_core(const char *prefix)
         for (a = 0; a < sizeof(attrs) / sizeof(attrs[0]); a++) {
             snprintf(path, sizeof(path), CXL_DEVICES "/%s/%s", dev, attrs[a]);
             if (read_text(path, buf, sizeof(buf)) == 0) {
-                printf("%scxl.%s.%s=%s\n", prefix, dev, attrs[a], buf);
+                snprintf(path, sizeof(path), "cxl.%s.%s", dev, attrs[a]);
+                put(prefix, path, "%s", buf);
             }
         }
         /* Links: uport, dportN, the driver. */
@@ -654,8 +684,9 @@ static void report_cxl_core(const char *prefix)
                 k = readlink(path, buf, sizeof(buf) - 1);
                 if (k > 0) {
                     buf[k] = 0;
-                    printf("%scxl.%s.%s=%s\n", prefix, dev, l,
-                           strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf);
+                    snprintf(path, sizeof(path), "cxl.%s.%s", dev, l);
+                    put(prefix, path, "%s",
+                        strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf);
                 }
             }
             free(sub[j]);
@@ -938,7 +969,7 @@ static void report_host_bridge(uint64_t base)
     }
 }
 
-/* The host bridge's HDM decoder 0, if it has one (else: passthrough). */
+/* The host bridge's HDM decoders, if it has any (else: passthrough). */
 static void report_host_bridge_decoder(const char *prefix)
 {
     volatile uint8_t *saved = regs;
@@ -1185,81 +1216,115 @@ static void cxl_reset(unsigned dvsec)
     }
 }
 
-int main(int argc, char **argv)
+/* What the reports of one device found, for its resets. */
+typedef struct Accelerator {
+    uint64_t hdm, base, size;
+    int have_dvsec;
+    Dvsec dv;
+    Page pages[MAX_PAGES];
+    int npages;
+} Accelerator;
+
+/* Makes PCI device @name the one reported (dev_path and its state). */
+static void select_device(const char *name)
+{
+    snprintf(dev_path, sizeof(dev_path), PCI_DEVICES "/%s", name);
+    snprintf(dev_name, sizeof(dev_name), "%s", name);
+    driver_mem[0] = 0;
+    hb_hdm = 0;
+    put("", "device", "%s", name);
+}
+
+/* Lets go of the mappings of the device reported last. */
+static void release_device(void)
+{
+    if (bar) {
+        munmap((void *)bar, bar_len);
+        bar = NULL;
+    }
+    if (hb_regs) {
+        munmap((void *)hb_regs, CHBCR_SIZE);
+        hb_regs = NULL;
+    }
+    regs = NULL;
+}
+
+/*
+ * The selected device: its PCI function, DVSEC, decoder 0, root port, host
+ * bridge, and its memory (the pages written with @seed, the host's
+ * pattern read back).
+ */
+static void report_accelerator(uint64_t seed, Accelerator *a)
 {
     static uint8_t cfg[CFG_SIZE];
-    Page pages[MAX_PAGES];
-    uint64_t hdm = 0, base = 0, size = 0;
-    int npages = 0, i, have_dvsec = 0, have_hdm = 0;
-    char path[600];
     Decoder dec;
-    Dvsec dv;
+    int i, have_hdm = 0;
 
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("VFIO-CXL-REPORT-BEGIN\n");
-    parse_options(argc, argv);
-
-    if (find_device() < 0) {
-        report_cxl_core("");
-        goto out;
-    }
+    memset(a, 0, sizeof(*a));
     report_device();
     report_driver("");
 
     /* Config space and the DVSEC. */
-    if (read_config(cfg, "") == 0 && report_dvsec(cfg, "", &dv) == 0) {
-        have_dvsec = 1;
+    if (read_config(cfg, "") == 0 && report_dvsec(cfg, "", &a->dv) == 0) {
+        a->have_dvsec = 1;
         put("", "pci.command", "0x%04x", le16(cfg + CFG_COMMAND));
-        try_dvsec_writes(&dv);
+        try_dvsec_writes(&a->dv);
     }
 
     /* Component block and HDM decoder 0. */
-    if (have_dvsec && map_component_block(cfg) == 0 &&
-        !(hdm = find_hdm(""))) {
+    if (a->have_dvsec && map_component_block(cfg) == 0 &&
+        !(a->hdm = find_hdm(""))) {
         fail("", "hdm", "no HDM decoder capability (ID %u)", CAP_ID_HDM);
     }
-    if (hdm) {
+    if (a->hdm) {
         have_hdm = 1;
-        report_decoder(hdm, "", &dec, 0);
-        try_decoder_writes(hdm, &dec);
+        report_decoder(a->hdm, "", &dec, 0);
+        try_decoder_writes(a->hdm, &dec);
     }
-
-    report_iomem();
-    report_cxl_core("");
     report_root_port();
 
     /* Device memory: at decoder 0's base, else DVSEC range 1's. */
     if (have_hdm && (dec.ctrl & HDM_COMMITTED)) {
-        base = dec.base;
-        size = dec.size;
-    } else if (have_dvsec) {
-        base = dv.base;
-        size = dv.size;
+        a->base = dec.base;
+        a->size = dec.size;
+    } else if (a->have_dvsec) {
+        a->base = a->dv.base;
+        a->size = a->dv.size;
     }
-    put("", "mem.base", "0x%" PRIx64, base);
-    put("", "mem.size", "0x%" PRIx64, size);
-    report_host_bridge(base);
+    put("", "mem.base", "0x%" PRIx64, a->base);
+    put("", "mem.size", "0x%" PRIx64, a->size);
+    report_host_bridge(a->base);
     report_host_bridge_decoder("");
-    if (!base || size < 16 * PAGE) {
+    if (!a->base || a->size < 16 * PAGE) {
         fail("", "mem", "no usable window (base 0x%" PRIx64 " size 0x%"
-             PRIx64 ")", base, size);
-    } else {
-        uint64_t offs[] = { 0, size / 4, size / 2, 3 * size / 4,
-                            size - PAGE };
+             PRIx64 ")", a->base, a->size);
+        return;
+    }
+    {
+        uint64_t offs[] = { 0, a->size / 4, a->size / 2, 3 * a->size / 4,
+                            a->size - PAGE };
 
+        put("", "mem.seed", "%" PRIu64, seed);
         for (i = 0; i < 5; i++) {
-            Page *p = &pages[npages++];
+            Page *p = &a->pages[a->npages++];
 
             snprintf(p->name, sizeof(p->name), "mem.%d", i);
             p->off = offs[i] & ~(uint64_t)(PAGE - 1);
-            mem_page(base, p->off, 1, 1, "", p->name);
-        }
-        if (host_len) {
-            read_host_pattern(base, host_off, host_len, "");
+            mem_page(a->base, p->off, seed, 1, "", p->name);
         }
     }
+    if (host_len) {
+        read_host_pattern(a->base, host_off, host_len, "");
+    }
+}
 
-    /* FLR through sysfs, then everything again. */
+/* An FLR and a CXL Reset of the selected device, each followed by
+ * everything again. */
+static void reset_accelerator(const Accelerator *a)
+{
+    char path[600];
+
+    /* FLR through sysfs. */
     snprintf(path, sizeof(path), "%s/reset", dev_path);
     put("", "reset.pending", "%us", pause_s);
     sleep(pause_s);
@@ -1268,17 +1333,54 @@ int main(int argc, char **argv)
     } else {
         put("", "reset.result", "ok");
     }
-    after_reset("flr.", 2, hdm, base, size, pages, npages);
+    after_reset("flr.", 2, a->hdm, a->base, a->size, a->pages, a->npages);
 
-    /* A CXL Reset through the DVSEC, then everything again. */
-    if (have_dvsec) {
+    /* A CXL Reset through the DVSEC. */
+    if (a->have_dvsec) {
         put("", "cxl_reset.pending", "%us", pause_s);
         sleep(pause_s);
-        cxl_reset(dv.off);
-        after_reset("cxlr.", 3, hdm, base, size, pages, npages);
+        cxl_reset(a->dv.off);
+        after_reset("cxlr.", 3, a->hdm, a->base, a->size, a->pages,
+                    a->npages);
+    }
+}
+
+/* The pattern seed of device @n of several (one device writes seed 1). */
+#define SEVERAL_SEED(n)     (16 + (n))
+
+int main(int argc, char **argv)
+{
+    static char names[MAX_DEVICES][256];
+    static Accelerator acc;
+    int n, i;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("VFIO-CXL-REPORT-BEGIN\n");
+    parse_options(argc, argv);
+
+    n = find_devices(names);
+    if (n == 1) {
+        select_device(names[0]);
+        report_accelerator(1, &acc);
+        report_iomem();
+        report_cxl_core("");
+        reset_accelerator(&acc);
+    } else {
+        if (n) {
+            put("", "devices", "%d", n);
+        }
+        for (i = 0; i < n; i++) {
+            snprintf(dev_prefix, sizeof(dev_prefix), "dev%d.", i);
+            select_device(names[i]);
+            report_accelerator(SEVERAL_SEED(i), &acc);
+            release_device();
+        }
+        dev_prefix[0] = 0;
+        dev_name[0] = 0;
+        report_iomem();
+        report_cxl_core("");
     }
 
-out:
     report_dmesg();
     printf("errors=%d\n", errors);
     printf("VFIO-CXL-REPORT-END\n");

@@ -5,6 +5,7 @@ guest data against device memory."""
 
 import json
 import os
+from collections import namedtuple
 import socket
 import subprocess
 import time
@@ -90,11 +91,13 @@ def sim_control(path, command, timeout=20):
 
 class Simulator:
     """One vfio-user-cxl-sim process serving a device at @directory/sock,
-    with its control socket (ctl) and device memory file (mem) beside it;
-    its output goes to @log_path."""
+    with its control socket (ctl) and device memory file (mem, of
+    @memory_size bytes) beside it; its output goes to @log_path."""
 
-    def __init__(self, binary, directory, log_path, uapi='v3'):
+    def __init__(self, binary, directory, log_path, uapi='v3',
+                 memory_size=MEM_SIZE):
         self.binary, self.log_path, self.uapi = binary, log_path, uapi
+        self.memory_size = memory_size
         self.sock = os.path.join(directory, 'sock')
         self.ctl = os.path.join(directory, 'ctl')
         self.mem = os.path.join(directory, 'mem')
@@ -114,7 +117,8 @@ class Simulator:
         self.log = open(self.log_path, 'w')
         self.proc = subprocess.Popen(
             [self.binary, '--socket', self.sock, '--control', self.ctl,
-             '--memory-file', self.mem, '--memory-size', f'{MEM_SIZE // MiB}M',
+             '--memory-file', self.mem,
+             '--memory-size', f'{self.memory_size // MiB}M',
              '--uapi', self.uapi],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -178,6 +182,31 @@ class Simulator:
             return f.read(length)
 
 
+def device_arg(dev_id, bus, sock):
+    """-device for vfio-user-cxl @dev_id on root port @bus, served at
+    @sock."""
+    return ['-device', json.dumps({'driver': 'vfio-user-cxl', 'id': dev_id,
+                                   'bus': bus, 'socket': {'type': 'unix',
+                                                          'path': sock}})]
+
+
+def machine_args(accel, windows):
+    """A CXL machine with @windows, [(host bridge id, size)], as CXL fixed
+    memory windows 0, 1, ... (all in one -M: QEMU refuses them split)."""
+    fmw = ','.join(f'cxl-fmw.{n}.targets.0={hb},cxl-fmw.{n}.size={size // MiB}M'
+                   for n, (hb, size) in enumerate(windows))
+    return ['-nodefaults', '-accel', accel, '-m', '512', '-smp', '1',
+            '-no-reboot', '-M', 'cxl=on', '-M', fmw]
+
+
+def report_boot_args(kernel, initrd):
+    """Boot @kernel to the guest program's report."""
+    return ['-kernel', kernel, '-initrd', initrd,
+            '-append', f'console=ttyS0 iomem=relaxed panic=-1 '
+                       f'vfio_cxl_run=report '
+                       f'vfio_cxl_host={HOST_OFF:#x},{HOST_LEN}']
+
+
 def qemu_args(accel, sock, kernel, initrd, hb_hdm=True):
     """QEMU arguments for q35 with one pxb-cxl, one cxl-rp, one 4 GiB CXL
     fixed memory window and vfio-user-cxl at @sock, booting @kernel in
@@ -185,25 +214,55 @@ def qemu_args(accel, sock, kernel, initrd, hb_hdm=True):
     hdm_for_passthrough=on, the documented topology: Linux 7.x assembles a
     region only below a committed host-bridge decoder), else it decodes in
     passthrough mode.  The machine type and the console are the caller's."""
-    dev = ('{"driver":"vfio-user-cxl","id":"acc","bus":"rp0",'
-           '"socket":{"type":"unix","path":"%s"}}' % sock)
-    return [
-        '-nodefaults', '-accel', accel, '-m', '512', '-smp', '1',
-        '-no-reboot',
-        '-M', 'cxl=on',
-        '-M', f'cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size={WINDOW_SIZE // GiB}G',
+    return machine_args(accel, [('cxl.1', WINDOW_SIZE)]) + [
         '-device', 'pxb-cxl,id=cxl.1,bus=pcie.0,bus_nr=12' +
                    (',hdm_for_passthrough=on' if hb_hdm else ''),
         # With its own decoders, root port 2: a target list of 0 cannot
         # pass by accident.
         '-device', 'cxl-rp,id=rp0,bus=cxl.1,chassis=0,slot=0,'
                    f'port={2 if hb_hdm else 0}',
-        '-device', dev,
-        '-kernel', kernel, '-initrd', initrd,
-        '-append', f'console=ttyS0 iomem=relaxed panic=-1 '
-                   f'vfio_cxl_run=report '
-                   f'vfio_cxl_host={HOST_OFF:#x},{HOST_LEN}',
-    ]
+    ] + device_arg('acc', 'rp0', sock) + report_boot_args(kernel, initrd)
+
+
+# Several accelerators and a cxl-type3 (the functional test's
+# several-devices test, and the multi-device example of the docs):
+# acc0 and acc1 share host bridge cxl.1 and its window 0 through root ports
+# 2 and 5 (two root ports: cxl.1 has HDM decoders), acc2 has host bridge
+# cxl.2 (hdm_for_passthrough=on, root port 3) and window 1 to itself, and
+# QEMU's cxl-type3 memory sits below cxl.3 in window 2.  Root port numbers
+# other than 0 and 1: a target list cannot match by accident.  Where the
+# placement rule puts each: the lowest free 256 MiB-aligned range of its
+# window, in command-line order.
+Accel = namedtuple('Accel', 'id bus memory_size host_bridge port window offset')
+SEVERAL = (
+    Accel('acc0', 'rp0', 512 * MiB, 'cxl.1', 2, window=0, offset=0),
+    Accel('acc1', 'rp1', 256 * MiB, 'cxl.1', 5, window=0, offset=512 * MiB),
+    Accel('acc2', 'rp2', 256 * MiB, 'cxl.2', 3, window=1, offset=0),
+)
+SEVERAL_WINDOWS = (('cxl.1', 4 * GiB), ('cxl.2', 1 * GiB), ('cxl.3', 1 * GiB))
+TYPE3_WINDOW = 2
+TYPE3_SIZE = 256 * MiB
+
+
+def several_qemu_args(accel, socks, kernel, initrd):
+    """QEMU arguments for the SEVERAL topology, the accelerators served at
+    @socks (by id), booting @kernel in report mode."""
+    bridges = [('cxl.1', 12, ''), ('cxl.2', 40, ',hdm_for_passthrough=on'),
+               ('cxl.3', 60, '')]
+    ports = [(a.bus, a.host_bridge, a.port) for a in SEVERAL] + \
+        [('rp3', 'cxl.3', 0)]
+    args = machine_args(accel, SEVERAL_WINDOWS)
+    for hb, bus_nr, extra in bridges:
+        args += ['-device', f'pxb-cxl,id={hb},bus=pcie.0,bus_nr={bus_nr}'
+                            f'{extra}']
+    for slot, (rp, hb, port) in enumerate(ports):
+        args += ['-device', f'cxl-rp,id={rp},bus={hb},chassis=0,slot={slot},'
+                            f'port={port}']
+    args += ['-object', f'memory-backend-ram,id=t3mem,size={TYPE3_SIZE}',
+             '-device', 'cxl-type3,id=t3,bus=rp3,volatile-memdev=t3mem']
+    for a in SEVERAL:
+        args += device_arg(a.id, a.bus, socks[a.id])
+    return args + report_boot_args(kernel, initrd)
 
 
 def report_pages(report, prefix='mem'):

@@ -15,7 +15,10 @@
 # endpoint decoder, region.
 #
 # One test per guest kernel and uAPI version (KERNELS x UAPIS), see
-# add_tests() for the host bridge each one has.
+# add_tests() for the host bridge each one has; and one with several
+# devices (vfio_cxl_boot.SEVERAL: two sharing a window below one host
+# bridge, one in a window of its own, a cxl-type3 in another), each
+# device's memory checked on its own.
 #
 # Inputs (the test is skipped when one is missing, or fails with
 # VFIO_CXL_REQUIRE_GUEST=1):
@@ -31,13 +34,16 @@
 
 import logging
 import os
+import re
 import sys
 import time
 import unittest
+from types import SimpleNamespace
 
 from qemu_test import QemuSystemTest
 
-from vfio_cxl_boot import KERNELS, Simulator, guest_image, qemu_args
+from vfio_cxl_boot import (KERNELS, SEVERAL, TYPE3_WINDOW, Simulator,
+                           guest_image, qemu_args, several_qemu_args)
 from vfio_cxl_checks import GuestReportChecks
 
 BOOT_TIMEOUT = 420
@@ -72,15 +78,24 @@ class VfioCxlGuest(GuestReportChecks, QemuSystemTest):
     # The simulator and the guest
     # ------------------------------------------------------------------
 
-    def start_sim(self, sim, uapi):
-        self.sim = Simulator(sim, self.socket_dir().name,
-                             self.log_file('sim.log'), uapi)
-        self.addCleanup(self.sim.stop)
+    def start_sim(self, sim, uapi, name=None, memory_size=None):
+        """Starts simulator @sim, with its files in the socket directory
+        (in its subdirectory @name, if given); returns it."""
+        directory = self.socket_dir().name
+        if name:
+            directory = os.path.join(directory, name)
+            os.mkdir(directory)
+        extra = {'memory_size': memory_size} if memory_size else {}
+        started = Simulator(sim, directory,
+                            self.log_file(f'sim-{name}.log' if name
+                                          else 'sim.log'), uapi, **extra)
+        self.addCleanup(started.stop)
         self.log.info('starting %s', sim)
         try:
-            self.sim.start()
+            started.start()
         except RuntimeError as e:
             self.fail(str(e))
+        return started
 
     def hmp(self, command):
         return self.vm.cmd('human-monitor-command', command_line=command)
@@ -98,7 +113,9 @@ class VfioCxlGuest(GuestReportChecks, QemuSystemTest):
     # The test
     # ------------------------------------------------------------------
 
-    def guest_uses_device(self, series, uapi, hb_hdm):
+    def prepare(self, series):
+        """The accelerator, guest kernel, initramfs and simulator to use;
+        skips (fails with VFIO_CXL_REQUIRE_GUEST=1) when one is missing."""
         accel = os.environ.get('VFIO_CXL_ACCEL', 'tcg')
         try:
             kernel, initrd, sim = self.inputs(series)
@@ -109,13 +126,21 @@ class VfioCxlGuest(GuestReportChecks, QemuSystemTest):
             if os.environ.get('VFIO_CXL_REQUIRE_GUEST') == '1':
                 self.fail(f'VFIO_CXL_REQUIRE_GUEST=1, but: {e}')
             raise
+        return accel, kernel, initrd, sim
+
+    @staticmethod
+    def accel_note(accel):
+        return f'accelerator: {accel}' + (
+            ' (Linux guests do not boot under this nested KVM)'
+            if accel == 'tcg' else '')
+
+    def guest_uses_device(self, series, uapi, hb_hdm):
+        accel, kernel, initrd, sim = self.prepare(series)
         self.say(f'Linux {series}, uAPI {uapi}, host bridge ' +
                  ('with HDM decoders' if hb_hdm else 'passthrough') +
-                 f', accelerator: {accel}' +
-                 (' (Linux guests do not boot under this nested KVM)'
-                  if accel == 'tcg' else ''))
+                 f', {self.accel_note(accel)}')
 
-        self.start_sim(sim, uapi)
+        self.sim = self.start_sim(sim, uapi)
         if not self.sim.clears_memory:
             # Device memory keeps what the host wrote before QEMU opened
             # the device.
@@ -142,6 +167,61 @@ class VfioCxlGuest(GuestReportChecks, QemuSystemTest):
 
         self.check_report(r, host_bytes, hb_hdm, series)
 
+    def cxl_status(self, dev_id):
+        return self.vm.cmd('qom-get', path=f'/machine/peripheral/{dev_id}',
+                           property='cxl-status')
+
+    def guest_uses_several(self, series, uapi='v3'):
+        """Several devices (SEVERAL) and a cxl-type3: each device lies
+        where the placement rule and its cxl-status say, and the guest
+        finds each there, with its own memory."""
+        accel, kernel, initrd, sim = self.prepare(series)
+        self.say(f'Linux {series}, uAPI {uapi}, {len(SEVERAL)} devices '
+                 f'and a cxl-type3, {self.accel_note(accel)}')
+        accels = []
+        for a in SEVERAL:
+            started = self.start_sim(sim, uapi, a.id, a.memory_size)
+            # uAPI v3 keeps device memory across the resets at open and
+            # at machine start: the host writes before QEMU starts.
+            accels.append(SimpleNamespace(
+                **a._asdict(), sim=started,
+                host_bytes=self.write_host_pattern(started)))
+        # The report is read while the first simulator is watched.
+        self.sim = accels[0].sim
+
+        self.vm.set_console()
+        self.vm.add_args(*several_qemu_args(
+            accel, {a.id: a.sim.sock for a in accels}, kernel, initrd))
+        t0 = time.monotonic()
+        self.vm.launch()
+        # Each device is where the placement rule puts it (the lowest free
+        # aligned range of its window, in command-line order), and its
+        # cxl-status says so.
+        windows = self.mtree_layout()[0]
+        for a in accels:
+            status = self.cxl_status(a.id)
+            self.say(f'{a.id} cxl-status: {status}')
+            m = re.fullmatch(r'mapped: (0x[0-9a-f]+) bytes at (0x[0-9a-f]+) '
+                             r'in CXL fixed memory window (\d+), host uAPI '
+                             + uapi, status)
+            self.assertIsNotNone(m, f'{a.id}: {status}')
+            a.size, a.base = int(m.group(1), 16), int(m.group(2), 16)
+            self.assertEqual((int(m.group(3)), a.base, a.size),
+                             (a.window, windows[a.window][0] + a.offset,
+                              a.memory_size),
+                             f'{a.id} is not where the placement rule puts '
+                             f'it')
+        r = self.read_report(self.console_line, BOOT_TIMEOUT)
+        t_end = time.monotonic()
+        self.vm.wait(60)
+        self.say(f'Linux {self.guest_kernel}: boot to '
+                 f'report {self.t_report - t0:.1f} s, report '
+                 f'{t_end - self.t_report:.1f} s, total '
+                 f'{time.monotonic() - t0:.1f} s')
+
+        self.check_several_report(r, accels, series)
+        self.check_type3(r, windows[TYPE3_WINDOW][0])
+
 
 def add_tests():
     """One test per kernel and uAPI version.  A kernel whose CXL core has
@@ -161,6 +241,17 @@ def add_tests():
         if not type2:
             setattr(VfioCxlGuest, f'test_linux_{tag}_host_bridge_hdm',
                     make(series, UAPIS[0], True))
+    # Several devices under 7.x, whose CXL core judges every device's
+    # memdev, decoders and region.  Not under 6.1: its CXL core reads a
+    # host bridge's HDM decoders (which it does with two root ports) with
+    # 8-byte accesses, which QEMU's host bridge registers answer with 0,
+    # so it finds decoder 0 "committed with zero size" and drops the host
+    # bridge.
+    for series, type2 in KERNELS.items():
+        if type2:
+            setattr(VfioCxlGuest,
+                    f'test_linux_{series.replace(".", "_")}_several_devices',
+                    lambda self, s=series: self.guest_uses_several(s))
 
 
 add_tests()
