@@ -58,9 +58,10 @@ build_simulator() {
 need_built_qemu() {
     QEMU_BIN="$QEMU_BUILD/qemu-system-x86_64"
     [ -x "$QEMU_BIN" ] || die "no QEMU at $QEMU_BIN: run mk/build.sh first"
-    if pgrep -x ninja >/dev/null; then
+    # Only a ninja in this build directory can relink it.
+    if pgrep -f "ninja -C $QEMU_BUILD( |$)" >/dev/null; then
         say "Waiting for a running ninja to finish (it may be relinking QEMU)"
-        while pgrep -x ninja >/dev/null; do sleep 2; done
+        while pgrep -f "ninja -C $QEMU_BUILD( |$)" >/dev/null; do sleep 2; done
     fi
 }
 

@@ -136,6 +136,36 @@ FIXES = [
              "        return 0;\n"
              "    }\n"
              "    msgp = g_malloc0(sizeof(*msgp));\n")]}),
+    ("hw/cxl: let the memory core split 8-byte CXL.cachemem accesses",
+     "The CXL.cachemem register handlers implement 4-byte accesses only, "
+     "yet declared 8-byte ones implemented: an 8-byte read returned 0 and "
+     "an 8-byte write was dropped.  Linux 6.1 reads a host bridge's HDM "
+     "decoders 8 bytes at a time and then finds committed decoders of size "
+     "0.  Declare 4 bytes implemented, so that 8-byte accesses (which the "
+     "specification allows) arrive as two.",
+     {"hw/cxl/cxl-component-utils.c": [replace_once(
+         "    .read = cxl_cache_mem_read_reg,\n"
+         "    .write = cxl_cache_mem_write_reg,\n"
+         "    .endianness = DEVICE_LITTLE_ENDIAN,\n"
+         "    .valid = {\n"
+         "        .min_access_size = 4,\n"
+         "        .max_access_size = 8,\n"
+         "        .unaligned = false,\n"
+         "    },\n"
+         "    .impl = {\n"
+         "        .min_access_size = 4,\n"
+         "        .max_access_size = 8,\n",
+         "    .read = cxl_cache_mem_read_reg,\n"
+         "    .write = cxl_cache_mem_write_reg,\n"
+         "    .endianness = DEVICE_LITTLE_ENDIAN,\n"
+         "    .valid = {\n"
+         "        .min_access_size = 4,\n"
+         "        .max_access_size = 8,\n"
+         "        .unaligned = false,\n"
+         "    },\n"
+         "    .impl = {\n"
+         "        .min_access_size = 4,\n"
+         "        .max_access_size = 4,\n")]}),
     ("vfio-user: leave putting the device to finalize",
      "The realize error path called vfio_pci_put_device(), which frees the "
      "regions' memory regions while they are still QOM children of the "

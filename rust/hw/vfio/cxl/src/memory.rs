@@ -30,7 +30,8 @@ pub struct MappedMemory {
 
 impl MappedMemory {
     /// Set up region `index` of the device, mmap it and place it in system
-    /// memory at `base`.  Pages are faulted in only when touched.
+    /// memory at `base`.  Pages are faulted in only when touched.  `label`
+    /// names the device in the memory region's name (`info mtree`).
     ///
     /// # Safety
     ///
@@ -41,9 +42,11 @@ impl MappedMemory {
         vbasedev: *mut bindings::VFIODevice,
         index: u32,
         base: u64,
+        label: &str,
     ) -> Result<Self> {
         let mut region: Box<bindings::VFIORegion> = Box::default();
-        let name = CString::new(format!("vfio-cxl-memory-{index}")).unwrap();
+        let name = CString::new(format!("vfio-cxl-memory-{index} of {label}").replace('\0', " "))
+            .unwrap_or_default();
         let index_c = i32::try_from(index).map_err(|_| Error::msg("bad region index"))?;
         // SAFETY: owner and vbasedev are the realized device that owns the
         // region; region is zeroed, as vfio_region_setup expects, and boxed,

@@ -154,7 +154,7 @@ impl CxlPassthrough {
         let region = this.core.layout().memory_region;
         // SAFETY: owner and vbasedev are the realized device, which drops
         // the mapping (unrealize unmaps it, finalize frees it).
-        let memory = unsafe { MappedMemory::map(dev.owner, host.vbasedev(), region, base) }
+        let memory = unsafe { MappedMemory::map(dev.owner, host.vbasedev(), region, base, name) }
             .map_err(|e| named(name, &e))?;
         this.memory = Some(memory);
         trace::trace_vfio_cxl_mapped(base, this.core.layout().memory_size);
