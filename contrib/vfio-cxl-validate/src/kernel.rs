@@ -128,6 +128,25 @@ pub fn sysfs_dir(t: &Target) -> HostResult<PathBuf> {
     }
 }
 
+/// Whether the function is reached through the iommufd cdev (as
+/// [`KernelHost::open`] decides), which QEMU must then be told too.
+#[must_use]
+pub fn uses_iommufd(t: &Target) -> bool {
+    sysfs_dir(t).is_ok_and(|d| cdev_name(&d).is_some()) && Path::new("/dev/iommu").exists()
+}
+
+/// Refuses a device whose VFIO flags lack `VFIO_DEVICE_FLAGS_CXL`.
+pub fn require_cxl(name: &str, flags: u32) -> HostResult<()> {
+    if flags & device_flags::CXL != 0 {
+        return Ok(());
+    }
+    Err(HostError::Refused(format!(
+        "{name}: device flags {flags:#x} lack VFIO_DEVICE_FLAGS_CXL (bit 9): kernel {} does not \
+         carry the vfio-pci CXL Type-2 series, or the function is not a CXL Type-2 device",
+        kernel_release()
+    )))
+}
+
 pub struct KernelHost {
     name: String,
     backend: IommuBackend,
@@ -171,14 +190,7 @@ impl KernelHost {
             _ => Self::open_group(&name, &dir)?,
         };
         let info = h.device_info()?;
-        if info.flags & device_flags::CXL == 0 {
-            return Err(HostError::Refused(format!(
-                "{name}: device flags {:#x} lack VFIO_DEVICE_FLAGS_CXL (bit 9): kernel {} does not \
-                 carry the vfio-pci CXL Type-2 series, or the function is not a CXL Type-2 device",
-                info.flags,
-                kernel_release()
-            )));
-        }
+        require_cxl(&name, info.flags)?;
         Ok(h)
     }
 
@@ -430,5 +442,30 @@ impl KernelHost {
                 self.ioas
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ioctl_numbers() {
+        assert_eq!(VFIO_GET_API_VERSION, 0x3B64);
+        assert_eq!(VFIO_DEVICE_GET_INFO, 0x3B6B);
+        assert_eq!(VFIO_DEVICE_RESET, 0x3B6F);
+        assert_eq!(VFIO_DEVICE_FEATURE, 0x3B75);
+        assert_eq!(IOMMU_IOAS_MAP_FILE, 0x3B8F);
+    }
+
+    #[test]
+    fn a_device_without_the_cxl_flag_is_refused() {
+        require_cxl("0000:3b:00.0", 0x203).unwrap();
+        let e = require_cxl("0000:3b:00.0", 0x3).unwrap_err().to_string();
+        assert!(
+            e.contains("device flags 0x3 lack VFIO_DEVICE_FLAGS_CXL"),
+            "{e}"
+        );
+        assert!(e.contains("vfio-pci CXL Type-2 series"), "{e}");
     }
 }

@@ -25,9 +25,9 @@ pub mod region_flags {
     pub const CAPS: u32 = 1 << 3;
 }
 
-/// Size of `struct vfio_region_info` (argsz, flags, index, cap_offset,
-/// size, offset) and of `struct vfio_device_info` (argsz, flags,
-/// num_regions, num_irqs, cap_offset, pad).
+/// Size of `struct vfio_region_info` (`argsz`, `flags`, `index`,
+/// `cap_offset`, `size`, `offset`) and of `struct vfio_device_info`
+/// (`argsz`, `flags`, `num_regions`, `num_irqs`, `cap_offset`, pad).
 pub const REGION_INFO_SIZE: usize = 32;
 pub const DEVICE_INFO_SIZE: usize = 24;
 /// Offset of `cap_offset` in both structures' replies.
@@ -162,7 +162,7 @@ pub mod component {
     pub const CTRL_COMMIT: u32 = 1 << 9;
     pub const CTRL_COMMITTED: u32 = 1 << 10;
     pub const CTRL_ERROR_NOT_COMMITTED: u32 = 1 << 11;
-    /// Bits 31:28 of BASE_LO and SIZE_LO hold the address.
+    /// Bits 31:28 of `BASE_LO` and `SIZE_LO` hold the address.
     pub const DEC_ADDR_MASK: u32 = 0xF000_0000;
     /// HDM decoder granule: 256 MiB.
     pub const GRANULE: u64 = 256 << 20;

@@ -19,12 +19,12 @@
 pub mod caps;
 pub mod cli;
 pub mod contract;
-
+pub mod guest_view;
 pub mod host;
 pub mod kernel;
 pub mod layout;
 pub mod pci;
 pub mod posting;
-
+pub mod qtest;
 pub mod report;
 pub mod vfio_user;

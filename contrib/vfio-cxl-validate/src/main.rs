@@ -9,7 +9,7 @@ use clap::Parser;
 
 use vfio_cxl_validate::cli::{Cli, Command, Common, EXIT_REFUSED};
 use vfio_cxl_validate::contract::{self, Options};
-//use vfio_cxl_validate::guest_view;
+use vfio_cxl_validate::guest_view;
 use vfio_cxl_validate::host::{Host, HostError};
 use vfio_cxl_validate::report::Report;
 
@@ -65,9 +65,6 @@ fn main() -> ExitCode {
             common,
             qemu,
             work_dir,
-        } => {
-            let _ = (common, qemu, work_dir);
-            ExitCode::FAILURE
-        }
+        } => guest_view::main(common, &options(common), qemu, work_dir.as_deref()),
     }
 }

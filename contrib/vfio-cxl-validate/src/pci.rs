@@ -117,8 +117,9 @@ mod tests {
     /// A config space with DVSECs at 0x100 (ID 0) and 0x140 (ID 8).
     fn cfg() -> Vec<u8> {
         let mut c = vec![0u8; 0x1000];
-        let put =
-            |c: &mut Vec<u8>, at: usize, v: u32| c[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        let put = |buf: &mut Vec<u8>, at: usize, v: u32| {
+            buf[at..at + 4].copy_from_slice(&v.to_le_bytes())
+        };
         put(&mut c, 0x100, 0x23 | 1 << 16 | 0x140 << 20);
         put(&mut c, 0x104, 0x1E98 | 2 << 16 | 0x3C << 20);
         put(&mut c, 0x108, 0);

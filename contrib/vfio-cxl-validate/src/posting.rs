@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 
 //! Which posting of the kernel series a host speaks, judged the way the
-//! interface documents tell them apart: by what the COMP_REGS region
+//! interface documents tell them apart: by what the `COMP_REGS` region
 //! holds at its offset 0 and 0x1000.
 
 use std::fmt;
@@ -12,11 +12,11 @@ use crate::layout::component::{
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Posting {
-    /// April 2026: COMP_REGS starts at the capability array.
+    /// April 2026: `COMP_REGS` starts at the capability array.
     V2,
-    /// June 2026: COMP_REGS is the whole 64 KiB component block.
+    /// June 2026: `COMP_REGS` is the whole 64 KiB component block.
     V3,
-    /// August 2026: COMP_REGS is the HDM Decoder Capability structure.
+    /// August 2026: `COMP_REGS` is the HDM Decoder Capability structure.
     V4,
 }
 
@@ -43,7 +43,7 @@ impl std::str::FromStr for Posting {
 }
 
 impl Posting {
-    /// Offset in the component block of COMP_REGS offset 0, given where
+    /// Offset in the component block of `COMP_REGS` offset 0, given where
     /// the HDM structure sits in the block.
     #[must_use]
     pub const fn comp_regs_base(self, hdm_in_block: u64) -> u64 {
@@ -62,7 +62,7 @@ pub const fn is_array_header(w: u32) -> bool {
     w & CAP_ID_MASK == CAP_ID_ARRAY && w >> CAP_COUNT_SHIFT != 0
 }
 
-/// Judges the posting from the COMP_REGS region's size and the dwords at
+/// Judges the posting from the `COMP_REGS` region's size and the dwords at
 /// its offsets 0 and 0x1000 (`None` when the region is too small or the
 /// read failed).  Sizes are checked separately: a v3 region of the wrong
 /// size is still v3, and fails its size check.
@@ -103,7 +103,7 @@ mod tests {
         assert_eq!(detect(0x30, 0x0001_0110, None), Ok(Posting::V4));
         assert_eq!(detect(0x30, 0, None), Ok(Posting::V4));
         assert!(detect(0x10000, 0, Some(0)).unwrap_err().contains("neither"));
-        assert!(detect(0x30, u32::MAX, None).is_err());
+        detect(0x30, u32::MAX, None).unwrap_err();
         assert!(
             detect(0x30, 0xF, None).is_err(),
             "count field 15 is reserved"

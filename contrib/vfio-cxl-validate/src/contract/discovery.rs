@@ -37,13 +37,13 @@ pub struct Found {
 }
 
 impl Found {
-    /// COMP_REGS region offset of component block offset `block_off`.
+    /// `COMP_REGS` region offset of component block offset `block_off`.
     #[must_use]
     pub const fn comp_off(&self, block_off: u64) -> u64 {
         block_off - self.posting.comp_regs_base(self.hdm_in_block)
     }
 
-    /// COMP_REGS offset of decoder 0's register `reg`.
+    /// `COMP_REGS` offset of decoder 0's register `reg`.
     #[must_use]
     pub const fn dec0(&self, reg: u64) -> u64 {
         self.comp_off(self.hdm_in_block + HDM_DECODER0 + reg)
@@ -90,8 +90,8 @@ pub fn run(s: &mut Suite<'_>) -> Option<Found> {
         verdict(
             cxl && pci_flag && info.num_regions > FIRST_DEVICE_REGION + 1,
             format!(
-                "flags {:#x} (CXL {}, PCI {}), {} regions, {} IRQ indices",
-                info.flags, cxl, pci_flag, info.num_regions, info.num_irqs
+                "flags {:#x} (CXL {cxl}, PCI {pci_flag}), {} regions, {} IRQ indices",
+                info.flags, info.num_regions, info.num_irqs
             ),
         ),
     );
@@ -161,7 +161,7 @@ fn region_chains(s: &mut Suite<'_>, n: u32) -> Vec<Option<RegionInfo>> {
     out
 }
 
-/// `regions_by_subtype`: one memory and one COMP_REGS region, found by
+/// `regions_by_subtype`: one memory and one `COMP_REGS` region, found by
 /// type and subtype, at indices from 9, distinct.
 fn regions_by_subtype(
     s: &mut Suite<'_>,
@@ -292,7 +292,7 @@ fn register_locator(s: &mut Suite<'_>) -> Option<(u32, u64)> {
     ok.then_some((b.bar, b.offset))
 }
 
-/// `interface_version`: the posting, from COMP_REGS; the earlier v4
+/// `interface_version`: the posting, from `COMP_REGS`; the earlier v4
 /// region type only with the v4 layout; `--expect` honoured.
 fn interface_version(s: &mut Suite<'_>, comp: &RegionInfo, rtype: u32) -> Option<Posting> {
     let at0 = s.host.read_u32(comp.index, 0);
@@ -353,7 +353,7 @@ fn interface_version(s: &mut Suite<'_>, comp: &RegionInfo, rtype: u32) -> Option
     ok.then_some(p)
 }
 
-/// `capability_array`: the CXL.mem capability array (COMP_REGS for v2
+/// `capability_array`: the CXL.mem capability array (`COMP_REGS` for v2
 /// and v3, the BAR for v4) names the HDM structure; returns its block
 /// offset.
 fn capability_array(
@@ -544,7 +544,7 @@ fn device_info_cap(s: &mut Suite<'_>, f: &Found, raw: Option<&[u8]>) {
     s.record("device_info_cap", v);
 }
 
-/// `comp_regs_geometry_cap`: v4's COMP_REGS region capability names the
+/// `comp_regs_geometry_cap`: v4's `COMP_REGS` region capability names the
 /// BAR and the HDM structure found through the Register Locator; other
 /// postings carry none.
 fn comp_regs_geometry_cap(s: &mut Suite<'_>, f: &Found) {

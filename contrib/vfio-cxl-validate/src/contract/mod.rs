@@ -2,7 +2,7 @@
 
 //! The host contract: what a conforming vfio-pci CXL host provides, in
 //! the order the kernel series' selftest checks it (device, regions,
-//! COMP_REGS, the component BAR, memory, the DVSEC, resets), with the
+//! `COMP_REGS`, the component BAR, memory, the DVSEC, resets), with the
 //! rules that differ per posting.  Every check records one line.
 //!
 //! Checks that write (registers, memory, doorbells) or reset run only
@@ -34,6 +34,8 @@ pub struct Options {
 pub struct Summary {
     pub posting: Posting,
     pub memory_size: u64,
+    /// The memory region's index.
+    pub memory_region: u32,
 }
 
 /// The context every check gets.
@@ -100,5 +102,6 @@ pub fn run(
     Some(Summary {
         posting: found.posting,
         memory_size: found.mem.size,
+        memory_region: found.mem.index,
     })
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 
-//! COMP_REGS (access rules, decoder 0, what writes do) and the
+//! `COMP_REGS` (access rules, decoder 0, what writes do) and the
 //! component BAR (sparse-mmap areas, the trapped part).
 
 use super::{Found, Suite};
@@ -26,7 +26,7 @@ pub fn run(s: &mut Suite<'_>, f: &Found) {
     comp_bar_trap(s, f);
 }
 
-/// Decoder 0 as COMP_REGS shows it.
+/// Decoder 0 as `COMP_REGS` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decoder {
     pub base: u64,
@@ -49,7 +49,7 @@ impl std::fmt::Display for Decoder {
     }
 }
 
-/// Reads decoder 0 through COMP_REGS, dword by dword (every posting
+/// Reads decoder 0 through `COMP_REGS`, dword by dword (every posting
 /// takes 4-byte accesses).
 pub fn read_decoder(s: &mut Suite<'_>, f: &Found) -> HostResult<Decoder> {
     let mut r = |reg| s.host.read_u32(f.comp.index, f.dec0(reg));
@@ -88,7 +88,7 @@ pub fn decoder_as_presented(p: Posting, d: &Decoder) -> Result<(), String> {
             _ => None,
         }
     };
-    problem.map_or(Ok(()), |p| Err(p.to_owned()))
+    problem.map_or(Ok(()), |why| Err(why.to_owned()))
 }
 
 fn errno_of(r: &HostResult<Vec<u8>>) -> String {
@@ -239,10 +239,7 @@ fn hdm_decoder_writes(s: &mut Suite<'_>, f: &Found) {
                 verdict(
                     all.is_ok() && all == again && w1.is_ok() && w2.is_ok() && w3.is_ok(),
                     format!(
-                        "CTRL, BASE and whole-region writes: {:?} {:?} {:?}; region unchanged: {}; {before}",
-                        w1,
-                        w2,
-                        w3,
+                        "CTRL, BASE and whole-region writes: {w1:?} {w2:?} {w3:?}; region unchanged: {}; {before}",
                         all.is_ok() && all == again
                     ),
                 )
@@ -304,8 +301,8 @@ fn comp_bar_sparse_mmap(s: &mut Suite<'_>, f: &Found) {
             verdict(
                 ok,
                 format!(
-                    "BAR {} flags {:#x} size {:#x}, areas {:x?}, trapped {ts:#x}-{te:#x}",
-                    f.bar, bar.flags, bar.size, areas
+                    "BAR {} flags {:#x} size {:#x}, areas {areas:x?}, trapped {ts:#x}-{te:#x}",
+                    f.bar, bar.flags, bar.size
                 ),
             )
         }
