@@ -544,12 +544,12 @@ fn host_sees_guest_write(common: &Common, s: &Summary, r: &mut Report) {
     );
 }
 
-pub fn main(common: &Common, opts: &Options, qemu: &Path, dir: Option<&Path>) -> ExitCode {
+pub fn main(common: &Common, opts: &Options, qemu: &Path, given_dir: Option<&Path>) -> ExitCode {
     let s = match learn(common, opts) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let dir = match work_dir(dir) {
+    let dir = match work_dir(given_dir) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("vfio-cxl-validate: work directory: {e}");
@@ -570,13 +570,9 @@ pub fn main(common: &Common, opts: &Options, qemu: &Path, dir: Option<&Path>) ->
                 )),
             );
             guest_checks(&mut q, &s, opts, &mut r);
-            let log = q.log.clone();
             let st = q.quit();
             exit_ok = st.as_ref().is_ok_and(std::process::ExitStatus::success);
-            r.record(
-                "qemu_exit",
-                verdict(exit_ok, format!("{st:?}; log {}", log.display())),
-            );
+            r.record("qemu_exit", verdict(exit_ok, format!("{st:?}")));
         }
         Err(e) => {
             r.record("qemu_start", Verdict::Fail(e.to_string()));
@@ -589,6 +585,9 @@ pub fn main(common: &Common, opts: &Options, qemu: &Path, dir: Option<&Path>) ->
     println!("QEMU's messages ({} lines):", log.lines().count());
     for l in log.lines() {
         println!("  qemu: {l}");
+    }
+    if given_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
     }
     println!("guest-view: {}", r.summary());
     if r.failed() {
