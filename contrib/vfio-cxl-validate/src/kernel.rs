@@ -121,7 +121,8 @@ pub fn sysfs_dir(t: &Target) -> HostResult<PathBuf> {
         Some("vfio-pci") => Ok(dir),
         other => Err(HostError::Refused(format!(
             "refusing {}: bound to {}, not vfio-pci; the kit touches only a function \
-             bound to vfio-pci (e.g. driverctl set-override <BDF> vfio-pci)",
+             bound to vfio-pci (write vfio-pci to its driver_override, unbind it, then \
+             write it to /sys/bus/pci/drivers_probe)",
             dir.display(),
             other.map_or_else(|| "no driver".to_owned(), |d| format!("driver '{d}'"))
         ))),
