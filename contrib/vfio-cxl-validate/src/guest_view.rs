@@ -15,11 +15,11 @@ use serde_json::json;
 
 use crate::cli::{Common, EXIT_REFUSED};
 use crate::contract::{self, Options, Summary};
+use crate::decoder::Decoder;
 use crate::host::HostError;
 use crate::kernel::{self, Target};
 use crate::layout::component::{
-    CAP_ARRAY, CAP_ID_HDM, CAP_ID_MASK, CAP_POINTER_SHIFT, CTRL_COMMITTED, CTRL_LOCK_ON_COMMIT,
-    DEC_BASE_HI, DEC_BASE_LO, DEC_CTRL, DEC_SIZE_HI, DEC_SIZE_LO, GRANULE, HDM_DECODER0,
+    CAP_ARRAY, CAP_ID_HDM, CAP_ID_MASK, CAP_POINTER_SHIFT, GRANULE, HDM_DECODER0,
 };
 use crate::layout::{dvsec, pci};
 use crate::pci::{addr, component_block, find_cap, find_dvsec, Dvsec};
@@ -280,20 +280,9 @@ fn guest_hdm(g: &mut Guest<'_>, l: &Layout) -> Result<u64, String> {
 fn guest_decoder(g: &mut Guest<'_>, l: &Layout, base: u64, mem: u64) -> Result<String, String> {
     let hdm = guest_hdm(g, l)?;
     let d0 = hdm + HDM_DECODER0;
-    let mut r = |reg| g.q.readl(d0 + reg).map_err(|e| e.to_string());
-    let (blo, bhi, slo, shi, ctrl) = (
-        r(DEC_BASE_LO)?,
-        r(DEC_BASE_HI)?,
-        r(DEC_SIZE_LO)?,
-        r(DEC_SIZE_HI)?,
-        r(DEC_CTRL)?,
-    );
-    let (b, s) = (addr(bhi, blo), addr(shi, slo));
-    let seen = format!(
-        "HDM at {hdm:#x}: decoder 0 base {b:#x} size {s:#x} ctrl {ctrl:#x}; window base {base:#x}"
-    );
-    let lc = CTRL_COMMITTED | CTRL_LOCK_ON_COMMIT;
-    if ctrl & lc == lc && b == base && s == mem {
+    let d = Decoder::read(|reg| g.q.readl(d0 + reg)).map_err(|e| e.to_string())?;
+    let seen = format!("HDM at {hdm:#x}: decoder 0 {d}; window base {base:#x}");
+    if d.committed_and_locked() && d.base == base && d.size == mem {
         Ok(seen)
     } else {
         Err(format!(

@@ -4,11 +4,7 @@
 //! ioctls and `pread`/`pwrite` on a device fd, or vfio-user messages.
 
 use std::fmt;
-use std::num::NonZeroUsize;
 use std::os::fd::BorrowedFd;
-use std::ptr::NonNull;
-
-use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 
 /// Why a host request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,71 +144,13 @@ pub fn le64(b: &[u8], at: usize) -> u64 {
     u64::from(le32(b, at)) | u64::from(le32(b, at + 4)) << 32
 }
 
-/// A shared read/write mapping of part of a region.
-pub struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
+/// A shared read/write mapping of part of a region: the simulator
+/// crate's, a plain `mmap` of a descriptor with bounds-checked dword
+/// access (no CXL knowledge), used for kernel fds too.
+pub use vfio_user_cxl_sim::client::Mapping;
 
-impl Mapping {
-    /// Maps `len` bytes of `fd` at file offset `offset`.
-    pub fn new(fd: BorrowedFd<'_>, offset: u64, len: usize) -> HostResult<Self> {
-        let n =
-            NonZeroUsize::new(len).ok_or_else(|| HostError::Unsupported("empty mapping".into()))?;
-        let off = i64::try_from(offset).map_err(|_| HostError::Errno(libc::EOVERFLOW))?;
-        // SAFETY: a new shared mapping at an address the kernel chooses;
-        // no Rust object lives there and it is only reached through the
-        // bounds-checked accessors below.
-        let p = unsafe {
-            mmap(
-                None,
-                n,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-                fd,
-                off,
-            )
-        }
-        .map_err(|e| HostError::Errno(e as i32))?;
-        Ok(Self { ptr: p.cast(), len })
-    }
-
-    #[must_use]
-    pub const fn len(&self) -> usize {
-        self.len
-    }
-
-    #[must_use]
-    pub const fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The dword's address; panics on a misaligned or outside offset.
-    fn dword(&self, offset: usize) -> *mut u32 {
-        assert!(
-            offset % 4 == 0 && offset + 4 <= self.len,
-            "mapping access at {offset:#x} outside {:#x} bytes",
-            self.len
-        );
-        self.ptr.as_ptr().wrapping_add(offset).cast()
-    }
-
-    #[must_use]
-    pub fn read_u32(&self, offset: usize) -> u32 {
-        // SAFETY: `dword` checked alignment and bounds in the live mapping.
-        unsafe { self.dword(offset).read_volatile() }
-    }
-
-    pub fn write_u32(&self, offset: usize, v: u32) {
-        // SAFETY: `dword` checked alignment and bounds in the live mapping.
-        unsafe { self.dword(offset).write_volatile(v) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `new` mapped; no reference to it
-        // outlives `self`.
-        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
-    }
+/// Maps `len` bytes of `fd` at file offset `offset`.
+pub fn map_fd(fd: BorrowedFd<'_>, offset: u64, len: usize) -> HostResult<Mapping> {
+    Mapping::new(fd, offset, len)
+        .map_err(|e| HostError::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)))
 }

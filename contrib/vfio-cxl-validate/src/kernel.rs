@@ -18,8 +18,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::host::{
-    le32, DeviceInfo, DmaBufExport, Host, HostError, HostResult, IommuBackend, Mapping, RegionInfo,
-    Transport,
+    le32, map_fd, DeviceInfo, DmaBufExport, Host, HostError, HostResult, IommuBackend, Mapping,
+    RegionInfo, Transport,
 };
 use crate::layout::{device_flags, DEVICE_INFO_SIZE, REGION_INFO_SIZE};
 
@@ -377,7 +377,7 @@ impl Host for KernelHost {
     }
 
     fn map(&mut self, info: &RegionInfo, offset: u64, len: usize) -> HostResult<Mapping> {
-        Mapping::new(self.device.as_fd(), info.offset + offset, len)
+        map_fd(self.device.as_fd(), info.offset + offset, len)
     }
 
     fn reset(&mut self) -> HostResult<()> {

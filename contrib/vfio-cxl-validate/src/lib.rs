@@ -11,7 +11,8 @@
 //! - [`posting`]: which posting of the kernel series a host speaks,
 //! - [`host`]: the [`host::Host`] trait, implemented by [`kernel`] (VFIO
 //!   ioctls, group or iommufd cdev) and [`vfio_user`] (a socket),
-//! - [`caps`], [`pci`]: capability chains and config-space walks,
+//! - [`caps`], [`pci`], [`decoder`]: capability chains, config-space
+//!   walks, HDM decoder registers,
 //! - [`contract`]: the host-contract suite,
 //! - [`qtest`], [`guest_view`]: QEMU under qtest and what a guest sees,
 //! - [`report`]: one line per check.
@@ -19,6 +20,7 @@
 pub mod caps;
 pub mod cli;
 pub mod contract;
+pub mod decoder;
 pub mod guest_view;
 pub mod host;
 pub mod kernel;

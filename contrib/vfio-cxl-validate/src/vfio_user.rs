@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use vfio_user_cxl_sim::client::{Client, ClientError};
 
 use crate::host::{
-    DeviceInfo, DmaBufExport, Host, HostError, HostResult, Mapping, RegionInfo, Transport,
+    map_fd, DeviceInfo, DmaBufExport, Host, HostError, HostResult, Mapping, RegionInfo, Transport,
 };
 
 pub struct VfioUserHost {
@@ -89,7 +89,7 @@ impl Host for VfioUserHost {
             .fds
             .get(&info.index)
             .ok_or_else(|| HostError::Unsupported(format!("region {} passed no fd", info.index)))?;
-        Mapping::new(fd.as_fd(), info.offset + offset, len)
+        map_fd(fd.as_fd(), info.offset + offset, len)
     }
 
     fn reset(&mut self) -> HostResult<()> {

@@ -105,14 +105,11 @@ fn dvsec_writes(s: &mut Suite<'_>, f: &Found) {
 /// Cache Invalid).  v2 forwards it to the device and v3 keeps it in the
 /// shadow: not judged there.
 fn dvsec_cache_wbi(s: &mut Suite<'_>, f: &Found) {
-    if f.posting != Posting::V4 {
-        s.record(
-            "dvsec_cache_wbi",
-            Verdict::NotApplicable(format!(
-                "{}: the host does not synthesize WBI completion",
-                f.posting
-            )),
-        );
+    if !s.v4_only(
+        "dvsec_cache_wbi",
+        f.posting,
+        "the host does not synthesize WBI completion",
+    ) {
         return;
     }
     s.mutating(

@@ -81,14 +81,11 @@ fn touch_dies_of_sigbus(map: &Mapping) -> Result<bool, String> {
 /// is set: with it clear, read fails with EIO and a touch of a mapping
 /// is SIGBUS.  Leaves it set for the checks that follow.
 fn memory_enable(s: &mut Suite<'_>, f: &Found) {
-    if f.posting != Posting::V4 {
-        s.record(
-            "memory_enable",
-            Verdict::NotApplicable(format!(
-                "{}: memory is not gated on Memory Space Enable",
-                f.posting
-            )),
-        );
+    if !s.v4_only(
+        "memory_enable",
+        f.posting,
+        "memory is not gated on Memory Space Enable",
+    ) {
         return;
     }
     let would = "clear and set the function's Memory Space Enable, touching the memory in between";
@@ -208,14 +205,11 @@ fn memory_rw_any_size(s: &mut Suite<'_>, f: &Found) {
 /// DMABUF (`VFIO_DEVICE_FEATURE_DMA_BUF`) and, over iommufd, maps it
 /// into an IOAS.  Only the kit verifies this path.
 fn dma_buf_export(s: &mut Suite<'_>, f: &Found) {
-    if f.posting != Posting::V4 {
-        s.record(
-            "dma_buf_export",
-            Verdict::NotApplicable(format!(
-                "{}: no DMABUF export of the memory region",
-                f.posting
-            )),
-        );
+    if !s.v4_only(
+        "dma_buf_export",
+        f.posting,
+        "no DMABUF export of the memory region",
+    ) {
         return;
     }
     let len = f.mem.size.min(2 * MIB);

@@ -69,6 +69,16 @@ impl Suite<'_> {
         }
     }
 
+    /// Records `name` as not applicable, saying `why`, unless the host
+    /// speaks v4; returns whether it does.
+    fn v4_only(&mut self, name: &'static str, p: Posting, why: &str) -> bool {
+        if p == Posting::V4 {
+            return true;
+        }
+        self.record(name, Verdict::NotApplicable(format!("{p}: {why}")));
+        false
+    }
+
     fn region(&mut self, index: u32) -> HostResult<RegionInfo> {
         self.host.region_info(index)
     }

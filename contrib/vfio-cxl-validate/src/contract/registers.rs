@@ -5,11 +5,11 @@
 
 use super::{Found, Suite};
 use crate::caps;
+use crate::decoder::Decoder;
 use crate::host::{le32, le64, HostError, HostResult};
 use crate::layout::component::{
-    BLOCK_SIZE, CAP_ARRAY, CTRL_COMMIT, CTRL_COMMITTED, CTRL_ERROR_NOT_COMMITTED,
-    CTRL_LOCK_ON_COMMIT, DEC_BASE_HI, DEC_BASE_LO, DEC_CTRL, DEC_SIZE_HI, DEC_SIZE_LO, GRANULE,
-    HDM_DECODER0,
+    BLOCK_SIZE, CAP_ARRAY, CTRL_COMMITTED, CTRL_ERROR_NOT_COMMITTED, CTRL_LOCK_ON_COMMIT,
+    DEC_BASE_LO, DEC_CTRL, GRANULE, HDM_DECODER0,
 };
 use crate::layout::{
     dvsec, region_cap, region_flags, CONFIG_REGION, EINVAL, REGION_INFO_CAP_OFFSET,
@@ -26,45 +26,10 @@ pub fn run(s: &mut Suite<'_>, f: &Found) {
     comp_bar_trap(s, f);
 }
 
-/// Decoder 0 as `COMP_REGS` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decoder {
-    pub base: u64,
-    pub size: u64,
-    pub ctrl: u32,
-}
-
-impl std::fmt::Display for Decoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "base {:#x} size {:#x} ctrl {:#x} (lock {}, commit {}, committed {})",
-            self.base,
-            self.size,
-            self.ctrl,
-            u8::from(self.ctrl & CTRL_LOCK_ON_COMMIT != 0),
-            u8::from(self.ctrl & CTRL_COMMIT != 0),
-            u8::from(self.ctrl & CTRL_COMMITTED != 0)
-        )
-    }
-}
-
 /// Reads decoder 0 through `COMP_REGS`, dword by dword (every posting
 /// takes 4-byte accesses).
 pub fn read_decoder(s: &mut Suite<'_>, f: &Found) -> HostResult<Decoder> {
-    let mut r = |reg| s.host.read_u32(f.comp.index, f.dec0(reg));
-    let (blo, bhi, slo, shi, ctrl) = (
-        r(DEC_BASE_LO)?,
-        r(DEC_BASE_HI)?,
-        r(DEC_SIZE_LO)?,
-        r(DEC_SIZE_HI)?,
-        r(DEC_CTRL)?,
-    );
-    Ok(Decoder {
-        base: addr(bhi, blo),
-        size: addr(shi, slo),
-        ctrl,
-    })
+    Decoder::read(|reg| s.host.read_u32(f.comp.index, f.dec0(reg)))
 }
 
 /// Whether decoder 0 is what the posting presents after open or reset.

@@ -151,12 +151,12 @@ fn flr(s: &mut Suite<'_>, f: &Found) {
 /// `cxl_reset_doorbell`: v4 runs a CXL reset for Control2 Initiate CXL
 /// Reset and reports Reset Complete (not Reset Error) in Status2.
 fn cxl_reset_doorbell(s: &mut Suite<'_>, f: &Found) {
-    if f.posting != Posting::V4 {
-        let why = match f.posting {
-            Posting::V2 => "v2 forwards the doorbell to the device; not rung",
-            _ => "v3 keeps Control2 in its shadow; no reset to observe",
-        };
-        s.record("cxl_reset_doorbell", Verdict::NotApplicable(why.into()));
+    let why = if f.posting == Posting::V2 {
+        "forwards the doorbell to the device; not rung"
+    } else {
+        "keeps Control2 in its shadow; no reset to observe"
+    };
+    if !s.v4_only("cxl_reset_doorbell", f.posting, why) {
         return;
     }
     let cap = dvsec16(s, f, dvsec::CAPABILITY);
