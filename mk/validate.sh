@@ -5,7 +5,8 @@
 # against the simulator in every mode (uAPI v2, v3, v4, v4 with the earlier
 # region type), with --yes, where every check must pass (v3 and v4 also
 # with --guest: the functional test's Linux guest under TCG); then a read-only
-# run that must not write or reset anything; then the kit's one command
+# run that must not write or reset anything; guest-view against broken
+# simulators, whose guest-side checks must fail; then the kit's one command
 # on this machine's missing hardware, which must stop at once and say why.
 # QEMU must already be built (mk/build.sh).
 set -euo pipefail
@@ -83,6 +84,30 @@ for mode in "v2" "v3" "v4" "v4 --v4-region-type early"; do
         failed=$((failed + 1))
     fi
     stop_sim
+done
+
+# The guest-side checks can fail: a host whose resets fail leaves the
+# memory unmapped after QEMU's reset at start and after the guest's FLR;
+# a function without FLR cannot be reset by the guest.
+for case in "reset-fails:qemu_cxl_status guest_window_round_trip guest_flr qemu_cxl_status_after_flr" \
+            "no-flr:guest_flr"; do
+    fault=${case%%:*}
+    say "guest-view against a simulator with --fault $fault: its checks fail"
+    start_sim "gv-$fault" --uapi v4 --fault "$fault"
+    set +e
+    "$kit" guest-view --socket "$work/gv-$fault.sock" --yes --qemu "$QEMU_BIN" \
+        > "$work/gv-$fault.out" 2>&1
+    rc=$?
+    set -e
+    stop_sim
+    want=$(tr ' ' '\n' <<< "${case#*:}" | sort)
+    got=$(sed -n 's/^FAIL \([a-z0-9_]*\) .*/\1/p' "$work/gv-$fault.out" | sort)
+    echo "failing checks: $(echo $got)"
+    if [ $rc -ne 1 ] || [ "$got" != "$want" ]; then
+        cat "$work/gv-$fault.out"
+        echo "--- want exactly: $(echo $want) (exit 1), got exit $rc"
+        failed=$((failed + 1))
+    fi
 done
 
 say "Read-only contract run (no --yes): nothing written, nothing reset"

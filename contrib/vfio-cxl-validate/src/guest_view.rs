@@ -43,6 +43,8 @@ const SEED_AT: u64 = 0x3000;
 const GUEST_AT: u64 = 0x4000;
 const SEED: u32 = 0x5EED_CAFE;
 const GUEST_PATTERN: [u32; 2] = [0x6E57_0001, 0x6E57_0002];
+/// Written through the window after the FLR.
+const FRESH: u32 = 0x6E57_0003;
 
 fn cfg(bus: u64, off: u64) -> u64 {
     ECAM_BASE + (bus << 20) + off
@@ -441,23 +443,42 @@ fn guest_checks(q: &mut Qemu, s: &Summary, opts: &Options, r: &mut Report) {
     }
     let window = guest_window(&mut g, base, s.posting != Posting::V4).into();
     r.record("guest_window_round_trip", window);
-    let flr = guest_flr(&mut g, &l).and_then(|how| {
-        let dec = guest_decoder(&mut g, &l, base, s.memory_size)?;
-        let (_, _, lock, _, _) = read_dvsec(&mut g, &l.dvsec).map_err(|e| e.to_string())?;
-        let mem = g.q.readl(base + GUEST_AT).map_err(|e| e.to_string())?;
-        let want = if s.posting == Posting::V4 { 0 } else { GUEST_PATTERN[0] };
-        let seen = format!(
-            "{how}; {dec}; DVSEC lock {lock:#06x}; memory at +{GUEST_AT:#x} {mem:#x} (want {want:#x}: {})",
-            if want == 0 { "v4 clears it" } else { "kept" }
-        );
-        if lock & dvsec::LOCK_CONFIG != 0 && mem == want && g.q.running() {
-            Ok(seen)
-        } else {
-            Err(seen)
-        }
-    });
+    let flr = guest_flr(&mut g, &l).and_then(|how| after_flr(&mut g, &l, base, s, &how));
     r.record("guest_flr", flr.into());
     status_check(g.q, s.posting, r, "qemu_cxl_status_after_flr");
+}
+
+/// After the guest's FLR: the decoder and the DVSEC as before, the
+/// memory kept (v2, v3) or cleared (v4), and usable again (a window left
+/// hidden would read 0 as well).
+fn after_flr(
+    g: &mut Guest<'_>,
+    l: &Layout,
+    base: u64,
+    s: &Summary,
+    how: &str,
+) -> Result<String, String> {
+    let e = |e: io::Error| e.to_string();
+    let dec = guest_decoder(g, l, base, s.memory_size)?;
+    let (_, _, lock, _, _) = read_dvsec(g, &l.dvsec).map_err(e)?;
+    let mem = g.q.readl(base + GUEST_AT).map_err(e)?;
+    let (want, rule) = if s.posting == Posting::V4 {
+        (0, "v4 clears it")
+    } else {
+        (GUEST_PATTERN[0], "kept")
+    };
+    let fresh_at = base + GUEST_AT + 8;
+    g.q.writel(fresh_at, FRESH).map_err(e)?;
+    let fresh = g.q.readl(fresh_at).map_err(e)?;
+    let seen = format!(
+        "{how}; {dec}; DVSEC lock {lock:#06x}; memory at +{GUEST_AT:#x} {mem:#x} \
+         (want {want:#x}: {rule}); wrote {FRESH:#x} after it, read {fresh:#x}"
+    );
+    if lock & dvsec::LOCK_CONFIG != 0 && mem == want && fresh == FRESH && g.q.running() {
+        Ok(seen)
+    } else {
+        Err(seen)
+    }
 }
 
 /// A fresh private directory for QEMU's sockets and log.
