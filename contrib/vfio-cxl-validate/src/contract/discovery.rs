@@ -4,7 +4,7 @@
 
 use super::Suite;
 use crate::caps;
-use crate::host::{le32, le64, Host, RegionInfo};
+use crate::host::{le32, le64, Host, IommuBackend, RegionInfo, Transport};
 use crate::layout::component::{
     decoder_count, hdm_size, BLOCK_SIZE, CAP_ARRAY, CAP_COUNT_SHIFT, CAP_ID_HDM, CAP_ID_MASK,
     CAP_POINTER_SHIFT, HDM_CAPABILITY, HDM_DECODER0,
@@ -96,6 +96,7 @@ pub fn run(s: &mut Suite<'_>) -> Option<Found> {
         ),
     );
 
+    iommu_backend(s);
     let regions = region_chains(s, info.num_regions);
     let (mem, comp, rtype) = regions_by_subtype(s, &regions)?;
 
@@ -120,6 +121,29 @@ pub fn run(s: &mut Suite<'_>) -> Option<Found> {
     device_info_cap(s, &found, info.raw.as_deref());
     comp_regs_geometry_cap(s, &found);
     Some(found)
+}
+
+/// `iommu_backend`: kernel VFIO only; how the device was opened: the
+/// iommufd cdev bound and attached to an IOAS, or the group set in a
+/// type-1 container.  The open itself is the check; QEMU is given the
+/// same backend.
+fn iommu_backend(s: &mut Suite<'_>) {
+    let v = match s.host.transport() {
+        Transport::VfioUser => Verdict::NotApplicable("vfio-user: no IOMMU backend".into()),
+        Transport::Kernel {
+            backend: IommuBackend::Iommufd,
+        } => Verdict::Pass(format!(
+            "iommufd: VFIO_DEVICE_BIND_IOMMUFD and ATTACH_IOMMUFD_PT done ({})",
+            s.host.describe()
+        )),
+        Transport::Kernel {
+            backend: IommuBackend::Container,
+        } => Verdict::Pass(format!(
+            "VFIO group in a type-1 container, no iommufd cdev ({})",
+            s.host.describe()
+        )),
+    };
+    s.record("iommu_backend", v);
 }
 
 /// `region_cap_chain`: every region's info and a sound capability chain.
