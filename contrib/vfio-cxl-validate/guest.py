@@ -11,6 +11,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import argparse
+import inspect
 import json
 import os
 import selectors
@@ -25,6 +26,14 @@ from vfio_cxl_boot import (GiB, PAGE, REPORT_BEGIN, REPORT_END, fnv1a,  # noqa: 
                            guest_image, num, pattern_page, qemu_args)
 
 BOOT_TIMEOUT = 480
+
+
+def image(series):
+    """The guest kernel and initramfs: guest_image() takes the kernel
+    series where mk/guest-image.sh builds one guest per series."""
+    if inspect.signature(guest_image).parameters:
+        return guest_image(series)
+    return guest_image()
 
 
 def device_arg(args):
@@ -48,7 +57,7 @@ def command_line(args, kernel, initrd):
     for a in qemu_args(args.accel, '/unused', kernel, initrd):
         if a.startswith('cxl-fmw.0.targets.0='):
             a = f'cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size={window}'
-        elif a.startswith('{"driver":"vfio-user-cxl"'):
+        elif out and out[-1] == '-device' and 'vfio-user-cxl' in a:
             a = device_arg(args)
             if not args.socket and uses_iommufd(args):
                 a += ',iommufd=iommufd0'
@@ -85,6 +94,8 @@ def read_report(proc, timeout):
             elif inside and '=' in line:
                 k, v = line.split('=', 1)
                 report[k] = v
+    if proc.poll() is not None:
+        return report, f'QEMU exited (status {proc.returncode}) before {REPORT_END}'
     return report, f'no {REPORT_END} on the console in {timeout} s'
 
 
@@ -143,9 +154,11 @@ def main():
     p.add_argument('--memory-size', type=lambda s: int(s, 0), required=True)
     p.add_argument('--uapi', required=True, choices=('v2', 'v3', 'v4'))
     p.add_argument('--accel', default=os.environ.get('VFIO_CXL_ACCEL', 'tcg'))
+    p.add_argument('--series', default=os.environ.get('VFIO_CXL_GUEST_SERIES', '6.1'),
+                   help='guest kernel series (where mk/guest-image.sh builds several)')
     args = p.parse_args()
 
-    kernel, initrd = guest_image()
+    kernel, initrd = image(args.series)
     for what, path in (('guest kernel', kernel), ('initramfs', initrd)):
         if not os.path.isfile(path):
             print(f'FAIL guest_boot                 no {what} at {path}: run mk/guest-image.sh')

@@ -25,7 +25,7 @@ use crate::layout::{dvsec, pci};
 use crate::pci::{addr, component_block, find_cap, find_dvsec, Dvsec};
 use crate::posting::{is_array_header, Posting};
 use crate::qtest::Qemu;
-use crate::report::{verdict, Report, Verdict};
+use crate::report::{say, verdict, Report, Verdict};
 
 /// Where the kit puts q35's ECAM window (MCH PCIEXBAR, config 0x60).
 const ECAM_BASE: u64 = 0xB000_0000;
@@ -567,7 +567,7 @@ pub fn main(common: &Common, opts: &Options, qemu: &Path, given_dir: Option<&Pat
         }
     };
     let args = device_args(common, &s);
-    println!("qemu: {} {}", qemu.display(), args.join(" "));
+    say(format_args!("qemu: {} {}", qemu.display(), args.join(" ")));
     let mut r = Report::new(true);
     let mut exit_ok = false;
     match Qemu::start(qemu, &args, &dir) {
@@ -592,14 +592,17 @@ pub fn main(common: &Common, opts: &Options, qemu: &Path, given_dir: Option<&Pat
         host_sees_guest_write(common, &s, &mut r);
     }
     let log = std::fs::read_to_string(dir.join("qemu.log")).unwrap_or_default();
-    println!("QEMU's messages ({} lines):", log.lines().count());
+    say(format_args!(
+        "QEMU's messages ({} lines):",
+        log.lines().count()
+    ));
     for l in log.lines() {
-        println!("  qemu: {l}");
+        say(format_args!("  qemu: {l}"));
     }
     if given_dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    println!("guest-view: {}", r.summary());
+    say(format_args!("guest-view: {}", r.summary()));
     if r.failed() {
         ExitCode::FAILURE
     } else {

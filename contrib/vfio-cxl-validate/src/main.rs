@@ -11,7 +11,7 @@ use vfio_cxl_validate::cli::{Cli, Command, Common, EXIT_REFUSED};
 use vfio_cxl_validate::contract::{self, Options};
 use vfio_cxl_validate::guest_view;
 use vfio_cxl_validate::host::{Host, HostError};
-use vfio_cxl_validate::report::Report;
+use vfio_cxl_validate::report::{say, Report};
 
 fn options(c: &Common) -> Options {
     Options {
@@ -42,14 +42,14 @@ fn contract(c: &Common) -> ExitCode {
     };
     let mut report = Report::new(true);
     let summary = contract::run(Ok(host.as_mut()), &options(c), &mut report);
-    println!(
+    say(format_args!(
         "contract: {}{}",
         report.summary(),
         summary.map_or_else(String::new, |s| format!(
             " (host uAPI {}, memory {:#x} bytes)",
             s.posting, s.memory_size
         ))
-    );
+    ));
     if report.failed() {
         ExitCode::FAILURE
     } else {

@@ -25,6 +25,16 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// Prints a line on stdout at once; a reader that went away (`| head`)
+/// ends nothing: the checks still run to their end and clean up.
+pub fn say(line: fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+}
+
 /// One check's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckLine {
@@ -96,8 +106,7 @@ impl Report {
             detail,
         };
         if self.echo {
-            println!("{line}");
-            let _ = std::io::stdout().flush();
+            say(format_args!("{line}"));
         }
         self.lines.push(line);
         outcome == Outcome::Pass
