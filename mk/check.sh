@@ -44,6 +44,7 @@ if bash mk/build.sh; then
         VFIO_CXL_REQUIRE_QEMU=1 cargo test --quiet -p vfio-user-cxl-sim --test hostile
     step "functional test (Linux guest)" bash mk/functional.sh
     step "libvirt" bash mk/libvirt.sh
+    step "validation kit (simulator, every mode)" bash mk/validate.sh
 else
     failed=$((failed + 1))
     failures+=("QEMU build")
