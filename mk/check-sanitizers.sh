@@ -18,8 +18,7 @@ bash "$PROJECT_ROOT/mk/build.sh"
 ninja -C "$QEMU_BUILD" tests/qtest/vfio-cxl-test >/dev/null
 
 build_simulator
-logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+logs=$(mktemp -d "${TMPDIR:-/tmp}/vfio-cxl-sanitizers.XXXXXX")
 # Every sanitized process (QEMU and the qtest binary) writes its reports
 # to $logs/san.<pid>.  ASan and UBSan errors also make it exit non-zero,
 # which fails the qtest; leaks do not (QEMU leaks at exit by design), they
@@ -60,6 +59,13 @@ leaks=$(cat "$logs"/san.* 2>/dev/null | grep -cE '^(Direct|Indirect) leak' || tr
 echo "sanitizer reports: $reports (leak records at exit, all QEMU's own: $leaks)"
 ok=0
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$reports" -eq 0 ] || ok=1
-[ $ok -eq 0 ] || tail -n 30 "$logs/tap"
+if [ $ok -eq 0 ]; then
+    rm -rf "$logs"
+else
+    tail -n 30 "$logs/tap"
+    # An abort ends the qtest binary: the test it was in did not finish.
+    [ "$status" -eq 0 ] || failed=$((failed + 1))
+    echo "logs kept in $logs"
+fi
 echo "sanitizers: $passed passed, $((failed + reports)) failed"
 exit $ok

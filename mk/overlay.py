@@ -166,6 +166,16 @@ FIXES = [
          "    .impl = {\n"
          "        .min_access_size = 4,\n"
          "        .max_access_size = 4,\n")]}),
+    ("pxb: keep the swizzled INTx pin in range",
+     "pxb_map_irq_fn() cancels the expander's slot by subtracting it from "
+     "the pin, which goes negative for a pxb in slot 1 or above; the "
+     "chipset's map_irq then indexes its routing table with it (found by "
+     "UBSan when a guest toggles INTx Disable on a device below a "
+     "pxb-cxl).  Subtract modulo the pin count, as pci_swizzle() adds.",
+     {"hw/pci-bridge/pci_expander_bridge.c": [replace_once(
+         "    return pin - PCI_SLOT(pxb->devfn);\n",
+         "    return (pin + PCI_NUM_PINS - PCI_SLOT(pxb->devfn) % PCI_NUM_PINS) %\n"
+         "           PCI_NUM_PINS;\n")]}),
     ("vfio-user: leave putting the device to finalize",
      "The realize error path called vfio_pci_put_device(), which frees the "
      "regions' memory regions while they are still QOM children of the "
