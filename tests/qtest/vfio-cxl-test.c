@@ -2625,6 +2625,24 @@ static void test_several_devices(void)
     assert_hb_decoder(qts, 0, w0, 512 * MiB, 0, "system reset");
     assert_hb_decoder(qts, 1, w0 + 512 * MiB, 256 * MiB, 1, "system reset");
 
+    /* acc0's FLR, CXL Reset and secondary bus reset leave them alone. */
+    {
+        GuestCxl g;
+
+        guest_cxl_setup(qts, s0, &g);
+        g_assert_cmphex(g.base, ==, w0);
+        guest_flr(qts);
+        assert_hb_decoder(qts, 0, w0, 512 * MiB, 0, "FLR");
+        assert_hb_decoder(qts, 1, w0 + 512 * MiB, 256 * MiB, 1, "FLR");
+        guest_cxl_reset(qts, s0, &g);
+        assert_hb_decoder(qts, 0, w0, 512 * MiB, 0, "CXL Reset");
+        assert_hb_decoder(qts, 1, w0 + 512 * MiB, 256 * MiB, 1, "CXL Reset");
+        guest_secondary_bus_reset(qts);
+        assert_hb_decoder(qts, 0, w0, 512 * MiB, 0, "bus reset");
+        assert_hb_decoder(qts, 1, w0 + 512 * MiB, 256 * MiB, 1, "bus reset");
+        g_assert_cmphex(device_base(qts, "acc1", &win), ==, w0 + 512 * MiB);
+    }
+
     qtest_quit(qts);
     sim_free(big);
     sim_free(s2);
