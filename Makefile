@@ -2,14 +2,17 @@
 #
 #   make demo    build what is missing, then run the demo
 #   make check   build what is missing, then run every test and lint
+#   make bench   build what is missing, then print the benchmark table
 #
 # Everything slow (QEMU source, build tree, ccache, cargo) is cached under
 # $(VFIO_CXL_CACHE), default ~/.cache/vfio-cxl, outside this tree.
 
-.PHONY: demo check build
+.PHONY: demo check build bench
 demo:
 	@bash mk/demo.sh
 check:
 	@bash mk/check.sh
 build:
 	@bash mk/build.sh
+bench:
+	@bash mk/bench.sh
