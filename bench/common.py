@@ -3,10 +3,14 @@ QEMU's CXL topology, statistics of repeated measurements."""
 
 import json
 import os
-import socket
 import statistics
 import subprocess
-import time
+import sys
+
+# The functional test's helpers: the simulator's control protocol.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'tests', 'functional'))
+from vfio_cxl_boot import sim_control  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -55,26 +59,10 @@ class Simulator:
 
     def messages(self):
         """vfio-user messages served so far (the control socket's stats)."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(10)
-            s.connect(self.ctl)
-            s.sendall(b'stats\n')
-            reply = b''
-            while not reply.endswith(b'\n'):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                reply += chunk
-        return json.loads(reply)['messages']
+        return sim_control(self.ctl, 'stats')['messages']
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc.stdout.close()
 
 

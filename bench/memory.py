@@ -21,9 +21,9 @@ GUEST_SRC = os.path.join(HERE, 'guest')
 RAM_BASE = 0x20000000        # guest RAM the guest's OS leaves alone
 REGION = 256 * MiB           # RAM region and device memory
 GUEST_RAM = '768M'
-REGISTER_READS = {'tcg': 20000, 'kvm': 2000}
+REGISTER_READS = {'tcg': 20000, 'kvm': 1000}
 # cxl-type3 memory is emulated access by access: passes are kept short.
-TYPE3_PASS = {'tcg': 4 * MiB, 'kvm': 64 << 10}
+TYPE3_PASS = {'tcg': 4 * MiB, 'kvm': 32 << 10}
 COMMON_CFLAGS = ['-O2', '-Wall', '-Wextra', '-Werror']
 METAL_CFLAGS = ['-ffreestanding', '-fno-pic', '-no-pie', '-nostdlib',
                 '-mno-red-zone', '-mgeneral-regs-only', '-fno-stack-protector',

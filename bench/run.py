@@ -12,9 +12,9 @@ targets of issue 13 checked.
       cxl-type3 memory behind the same kind of window
   P2  a trapped HDM decoder register read over a config read that
       vfio-pci emulates (BAR 0), on the same device, guest-timed
-  P3  start-up to the first QMP answer, 1 TiB over 1 GiB of device memory,
-      the growth of QEMU's RAMBlock bookkeeping (measured with a plain
-      memory backend) taken out
+  P3  start-up to the first QMP answer: how much it grows from 1 GiB to
+      1 TiB of device memory, over how much it grows for a plain memory
+      backend (QEMU's own RAMBlock bookkeeping)
   P4  guest FLR to usable window over a plain vfio-user-pci FLR on the
       same simulator (release build)
 
@@ -135,7 +135,7 @@ def main():
         print('P3: start-up', flush=True)
         times = realize.measure(a.qemu, a.sim, tmp)
         parts = realize.groups(times)
-        rows.append(Figure('P3 device start-up share, 1 TiB / 1 GiB', 'none',
+        rows.append(Figure('P3 start-up growth 1 GiB -> 1 TiB: device / plain backend', 'none',
                            [realize.device_share(g) for g in parts], P3_TARGET,
                            higher_is_better=False, value=realize.device_share(times),
                            note='medians of all rounds, spread over groups of 5: '
