@@ -9,6 +9,7 @@
  *   vb_ram=ADDR vb_ram_size=N   guest RAM the guest's OS leaves untouched
  *   vb_cxl=ADDR vb_cxl_size=N   the vfio-cxl window (device memory)
  *   vb_t3=ADDR  vb_t3_size=N    the cxl-type3 window (0: none)
+ *   vb_t3_window=N              the size its decoder 0 covers
  *   vb_reps=N                   steady-state passes per region and access
  *   vb_regs=N                   register reads per batch (P2)
  *   vb_rot=N                    rotates the order of the regions
@@ -291,7 +292,7 @@ int membench_main(void)
 
     put_str("VB start\n");
     for (int i = 0; i < 3; i++) {
-        uint64_t a = arg(keys[i][0], 0), size = arg(keys[i][1], 0) & ~0xffffull;
+        uint64_t a = arg(keys[i][0], 0), size = arg(keys[i][1], 0) & ~0x3full;
         if (!a || !size) {
             continue;
         }
