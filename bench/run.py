@@ -24,6 +24,7 @@ Usage: bench/run.py --qemu QEMU --sim SIMULATOR --kernel VMLINUZ
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -48,7 +49,20 @@ def host_pages():
             return '?'
     thp = '/sys/kernel/mm/transparent_hugepage'
     return (f'THP for anonymous memory (guest RAM): {selected(thp + "/enabled")}; '
-            f'for shmem (memfds): {selected(thp + "/shmem_enabled")}')
+            f'for shmem (memfds): {selected(thp + "/shmem_enabled")}; '
+            f'hugetlb pool: {huge_pool_bytes() >> 20} MiB free')
+
+
+def huge_pool_bytes():
+    """Free bytes in the host's default hugetlb pool: the simulator makes
+    device memory of it when it covers all of it."""
+    info = {}
+    with open('/proc/meminfo') as f:
+        for line in f:
+            k, v = line.split(':', 1)
+            info[k] = int(v.split()[0])
+    free = info.get('HugePages_Free', 0) - info.get('HugePages_Rsvd', 0)
+    return max(free, 0) * info.get('Hugepagesize', 0) * 1024
 
 
 def p1_figures(accel, backing, per_boot):
@@ -63,7 +77,7 @@ def p1_figures(accel, backing, per_boot):
             rows.append(Figure(f'P1 {label}, {phase}: window / guest RAM ({backing})',
                                accel, [c / r for c, r in zip(cxl, ram)], P1_TARGET,
                                note=note))
-    if backing == 'memfd':
+    if backing != 'huge tmpfs':
         for what, label in (('load', 'loads'), ('store', 'stores')):
             t3, cxl = per_boot[f't3.{what}'], per_boot[f'cxl.{what}']
             rows.append(Figure(f'P1 {label}, steady state: window / cxl-type3',
@@ -104,7 +118,7 @@ def main():
 
     initrd, metal = memory.build_guests(a.cache)
     kvm_ok, kvm_why = memory.probe_kvm(a.qemu, metal)
-    huge_ok = os.geteuid() == 0
+    huge_ok = os.geteuid() == 0 and shutil.which('unshare') is not None
     guests = [memory.Guest('tcg', a.kernel, initrd)]
     if kvm_ok:
         guests.append(memory.Guest('kvm', metal))
@@ -112,9 +126,10 @@ def main():
           + (', kvm (bare-metal guest, ring 3)' if kvm_ok
              else f'; kvm did not run: {kvm_why}'))
     print(host_pages())
-    backings = ['memfd'] + (['huge tmpfs'] if huge_ok else [])
+    memfd = 'memfd, hugetlb' if huge_pool_bytes() >= memory.REGION else 'memfd'
+    backings = [memfd] + (['huge tmpfs'] if huge_ok else [])
     if not huge_ok:
-        print('device memory on a huge-page tmpfs: skipped (needs root to mount)')
+        print('device memory on a huge-page tmpfs: skipped (needs root and unshare)')
 
     rows = []
     with tempfile.TemporaryDirectory(prefix='vfio-cxl-bench-') as tmp:
@@ -125,7 +140,7 @@ def main():
             for i in range(a.boots):
                 for b in backings:
                     print(f'P1/P2: {guest.accel} boot {i + 1}/{a.boots}, {b}', flush=True)
-                    got = memory.measure(a.qemu, a.sim, tmp, guest, 1, b != 'memfd',
+                    got = memory.measure(a.qemu, a.sim, tmp, guest, 1, b == 'huge tmpfs',
                                          first_index=i)
                     for k, v in got.items():
                         per[b].setdefault(k, []).extend(v)
