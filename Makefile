@@ -3,11 +3,12 @@
 #   make demo    build what is missing, then run the demo
 #   make check   build what is missing, then run every test and lint
 #   make check-sanitizers   the qtests on an ASan/UBSan build (CI runs it too)
+#   make bench   build what is missing, then print the benchmark table
 #
 # Everything slow (QEMU source, build tree, ccache, cargo) is cached under
 # $(VFIO_CXL_CACHE), default ~/.cache/vfio-cxl, outside this tree.
 
-.PHONY: demo check check-sanitizers build
+.PHONY: demo check check-sanitizers build bench
 demo:
 	@bash mk/demo.sh
 check:
@@ -16,3 +17,5 @@ check-sanitizers:
 	@bash mk/check-sanitizers.sh
 build:
 	@bash mk/build.sh
+bench:
+	@bash mk/bench.sh

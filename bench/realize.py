@@ -1,90 +1,112 @@
-#!/usr/bin/env python3
-"""Realize + machine-done time of vfio-user-cxl for 1 GiB vs 1 TiB of
-device memory, measured side by side in one run.
+"""P3: QEMU start-up to the first QMP answer with vfio-user-cxl of 1 GiB
+and 1 TiB device memory, next to the same machine without the device and
+with a plain memory backend of each size, in interleaved rounds.
 
-For each case QEMU starts paused (-S) with the CXL topology; the time from
-exec to the answer to the first QMP command covers machine creation, every device's realize
-and machine-init-done.  The baseline runs the same topology without the
-device.  Usage: bench/realize.py QEMU SIMULATOR [RUNS]
-"""
+QEMU starts paused (-S); QMP answers only from the main loop, which runs
+after every device is realized and machine-init-done ran.  The device's
+memory becomes a RAMBlock, as a memory backend's does, and QEMU's
+bookkeeping for a RAMBlock (dirty bitmaps marked all dirty) grows with
+its size.  The device's share is what its start-up grows by from 1 GiB
+to 1 TiB, next to what a plain backend's grows by: a ratio of two growths
+of tens of milliseconds, which start-up noise on a busy machine does not
+swamp as it would a difference of a few."""
 
-import os
-import signal
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 
-TOPOLOGY = [
-    "-nodefaults", "-display", "none", "-S",
-    "-machine", "q35,cxl=on",
-    # A 1 TiB window above 4 GiB needs more than 40 physical address bits.
-    "-cpu", "qemu64,phys-bits=44",
-    "-device", "pxb-cxl,id=cxl.1,bus=pcie.0,bus_nr=12",
-    "-device", "cxl-rp,id=rp0,bus=cxl.1,chassis=0,slot=0,port=0",
-]
+from common import Simulator, cxl_machine, device_json, stop_process
+
+SIZES = ('1G', '1T')
+CPU = ['-cpu', 'qemu64,phys-bits=44']
 
 
-def start_sim(sim, tmp, size):
-    sock = os.path.join(tmp, f"sim-{size}.sock")
-    proc = subprocess.Popen([sim, "--socket", sock, "--memory-size", size],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    if "listening" not in proc.stdout.readline():
-        sys.exit(f"simulator did not start for {size}")
-    return proc, sock
-
-
-def qemu_startup(qemu, extra):
+def startup(qemu, extra):
+    """Seconds from exec to the answer to qmp_capabilities."""
     start = time.monotonic()
-    proc = subprocess.Popen([qemu, *TOPOLOGY, *extra, "-qmp", "stdio"],
+    proc = subprocess.Popen([qemu, '-nodefaults', '-display', 'none', '-S', *CPU,
+                             *extra, '-qmp', 'stdio'],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    # Commands are answered by the main loop, which runs only after every
-    # device is realized and machine-init-done has run.
-    proc.stdin.write('{"execute":"qmp_capabilities"}\n')
-    proc.stdin.flush()
-    greeting = proc.stdout.readline()
-    reply = proc.stdout.readline()
-    elapsed = time.monotonic() - start
-    proc.stdin.write('{"execute":"quit"}\n')
-    proc.stdin.flush()
-    proc.wait(timeout=30)
+    try:
+        proc.stdin.write('{"execute":"qmp_capabilities"}\n')
+        proc.stdin.flush()
+        greeting = proc.stdout.readline()
+        reply = proc.stdout.readline()
+        took = time.monotonic() - start
+        proc.stdin.write('{"execute":"quit"}\n')
+        proc.stdin.flush()
+        proc.wait(timeout=30)
+    finally:
+        stop_process(proc)
     if '"QMP"' not in greeting or '"return"' not in reply:
-        sys.exit(f"QEMU failed: {proc.stderr.read().strip()}")
-    return elapsed
+        raise RuntimeError(f'QEMU failed to start: {proc.stderr.read().strip()}')
+    return took
 
 
-def main():
-    qemu, sim = sys.argv[1], sys.argv[2]
-    runs = int(sys.argv[3]) if len(sys.argv) > 3 else 7
-    with tempfile.TemporaryDirectory() as tmp:
-        cases = [("no device", None, "0")]
-        cases += [(f"{s} device memory", s, s) for s in ("1G", "1T")]
-        medians = {}
-        for label, size, _ in cases:
-            extra = []
-            sim_proc = None
-            if size:
-                sim_proc, sock = start_sim(sim, tmp, size)
-                window = "2T" if size == "1T" else "4G"
-                extra = ["-M", f"cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size={window}",
-                         "-device", '{"driver":"vfio-user-cxl","id":"acc","bus":"rp0",'
-                         f'"socket":{{"type":"unix","path":"{sock}"}}}}']
-            else:
-                extra = ["-M", "cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G"]
-            times = [qemu_startup(qemu, extra) for _ in range(runs)]
-            if sim_proc:
-                sim_proc.send_signal(signal.SIGTERM)
-                sim_proc.wait(timeout=10)
-            medians[label] = statistics.median(times)
-            print(f"{label:22s} median {medians[label] * 1000:7.1f} ms "
-                  f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f}, {runs} runs)")
-        one_g, one_t = medians["1G device memory"], medians["1T device memory"]
-        base = medians["no device"]
-        print(f"device cost: 1G {(one_g - base) * 1000:.1f} ms, 1T {(one_t - base) * 1000:.1f} ms")
-        print(f"ratio 1T/1G (whole start-up): {one_t / one_g:.2f}")
+def cases(sims):
+    """{case: QEMU arguments}; 'mb S' is the plain memory backend."""
+    out = {'base': cxl_machine('4G')}
+    for size in SIZES:
+        window = '2T' if size == '1T' else '4G'
+        out[f'dev {size}'] = [*cxl_machine(window), '-device',
+                              device_json('vfio-user-cxl', 'rp0', sims[size].sock)]
+        out[f'mb {size}'] = [*cxl_machine(window), '-object',
+                             f'memory-backend-memfd,id=plain,size={size},share=on']
+    return out
 
 
-if __name__ == "__main__":
-    main()
+def measure(qemu, sim_bin, tmp, rounds=35):
+    """{case: [seconds per round]}, cases in a rotating order per round."""
+    sims = {}
+    try:
+        for size in SIZES:
+            sims[size] = Simulator(sim_bin, tmp, f'p3-{size}', size=size)
+        todo = cases(sims)
+        names = list(todo)
+        times = {n: [] for n in names}
+        for r in range(rounds):
+            for i in range(len(names)):
+                name = names[(i + r) % len(names)]
+                times[name].append(startup(qemu, todo[name]))
+        return times
+    finally:
+        for sim in sims.values():
+            sim.stop()
+
+
+def device_share(times):
+    """How much the start-up grows from 1 GiB to 1 TiB with the device,
+    over how much it grows with a plain backend (QEMU's RAMBlock
+    bookkeeping): 1.0 when the device adds nothing that grows with its
+    memory; from the medians of @times."""
+    m = {n: statistics.median(t) for n, t in times.items()}
+    return (m['dev 1T'] - m['dev 1G']) / (m['mb 1T'] - m['mb 1G'])
+
+
+def whole(times, kind):
+    """Whole start-up with @kind ('dev' or 'mb') at 1 TiB over 1 GiB."""
+    return statistics.median(times[f'{kind} 1T']) / statistics.median(times[f'{kind} 1G'])
+
+
+def groups(times, size=5):
+    """@times cut into groups of @size consecutive rounds: start-up costs
+    of a few milliseconds are differences of noisy numbers, so the spread
+    is that of the statistic over groups, not over single rounds."""
+    rounds = len(times['base'])
+    return [{n: t[g:g + size] for n, t in times.items()}
+            for g in range(0, rounds - size + 1, size)]
+
+
+def summary(times):
+    return ', '.join(f'{n} {statistics.median(t) * 1e3:.1f} ms'
+                     for n, t in times.items())
+
+
+if __name__ == '__main__':
+    import sys
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        t = measure(sys.argv[1], sys.argv[2], d)
+    print(summary(t))
+    print(device_share(t), [device_share(g) for g in groups(t)])

@@ -3,10 +3,19 @@
 //! File-backed memory: the device memory (a sparse memfd or a file named
 //! on the command line) and the BAR's accelerator pages (a memfd).
 //!
-//! The simulator itself only ever uses `pread`/`pwrite`; the client gets
-//! the descriptor and may `mmap` it, so both sides see the same pages.
+//! The simulator itself uses `pread`/`pwrite`; the client gets the
+//! descriptor and may `mmap` it, so both sides see the same pages.
 //! Sizing uses `ftruncate` only: no page is touched until somebody
 //! accesses it.
+//!
+//! An anonymous store is made of the host's default huge pages
+//! (`MFD_HUGETLB`) when its size is a multiple of them and the host's
+//! hugetlb pool has enough free pages for all of it, as the kernel's CXL
+//! memory region faults in 2 MiB or 1 GiB pages; otherwise of shmem pages,
+//! which are transparent huge pages where the host's `shmem_enabled`
+//! allows them for the client's mapping (QEMU asks for them on every
+//! `RAMBlock`).  hugetlbfs takes no `write(2)`: the simulator writes such a
+//! store through a mapping of its own, kept while the store is shown.
 //!
 //! A store can be hidden from the client ([`Backing::hide`]): its data
 //! moves to a private memfd and the shared file is truncated to 0, so that
@@ -20,11 +29,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::ptr::NonNull;
 
 use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 
 /// A fixed-size, byte-addressable store backed by a file descriptor.
 #[derive(Debug)]
@@ -33,11 +45,19 @@ pub struct Backing {
     size: u64,
     /// While hidden: where the contents are kept.
     aside: Option<File>,
+    /// A hugetlbfs store: true; it is written through `mapped`.
+    huge: bool,
+    /// A huge store's mapping, while shown.
+    mapped: Option<Mapped>,
 }
 
 impl Backing {
-    /// An anonymous, sparse store (memfd).
+    /// An anonymous, sparse store (memfd; of huge pages where the host's
+    /// pool has them for all of it).
     pub fn anonymous(name: &str, size: u64) -> io::Result<Self> {
+        if let Some(store) = Self::huge(name, size) {
+            return Ok(store);
+        }
         let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC)?;
         let file = File::from(fd);
         file.set_len(size)?;
@@ -45,7 +65,36 @@ impl Backing {
             file,
             size,
             aside: None,
+            huge: false,
+            mapped: None,
         })
+    }
+
+    /// A hugetlbfs memfd of `size`, if the host's free huge pages of the
+    /// default size cover it; None otherwise or on any failure.
+    fn huge(name: &str, size: u64) -> Option<Self> {
+        let (free, page) = free_huge_pages()?;
+        if size == 0 || size % page != 0 || size / page > free {
+            return None;
+        }
+        let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_HUGETLB).ok()?;
+        let file = File::from(fd);
+        file.set_len(size).ok()?;
+        // Mapping it reserves the pages: the pool may have changed since.
+        let mapped = Mapped::new(&file, size).ok()?;
+        Some(Self {
+            file,
+            size,
+            aside: None,
+            huge: true,
+            mapped: Some(mapped),
+        })
+    }
+
+    /// True for a store of hugetlbfs pages.
+    #[must_use]
+    pub const fn is_huge(&self) -> bool {
+        self.huge
     }
 
     /// A store backed by `path`, created if missing and resized (without
@@ -69,6 +118,8 @@ impl Backing {
             file,
             size,
             aside: None,
+            huge: false,
+            mapped: None,
         })
     }
 
@@ -109,7 +160,13 @@ impl Backing {
     /// Writes the contents, wherever they are (hidden or not).
     pub fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.check(offset, data.len())?;
-        self.contents().write_all_at(data, offset)
+        match (&self.aside, &self.mapped) {
+            (None, Some(m)) => {
+                m.write(offset, data);
+                Ok(())
+            }
+            _ => self.contents().write_all_at(data, offset),
+        }
     }
 
     /// True while [`Backing::hide`] is in effect.
@@ -126,7 +183,9 @@ impl Backing {
         }
         let aside = File::from(memfd_create("cxl-sim-hidden", MFdFlags::MFD_CLOEXEC)?);
         aside.set_len(self.size)?;
-        copy_extents(&self.file, &aside, self.size)?;
+        copy_extents(&self.file, self.size, |at, buf| aside.write_all_at(buf, at))?;
+        // Truncation would leave the simulator's own mapping faulting.
+        self.mapped = None;
         self.file.set_len(0)?;
         self.aside = Some(aside);
         Ok(())
@@ -139,7 +198,17 @@ impl Backing {
             return Ok(());
         };
         self.file.set_len(self.size)?;
-        copy_extents(&aside, &self.file, self.size)
+        if self.huge {
+            let mapped = Mapped::new(&self.file, self.size)?;
+            copy_extents(&aside, self.size, |at, buf| {
+                mapped.write(at, buf);
+                Ok(())
+            })?;
+            self.mapped = Some(mapped);
+            Ok(())
+        } else {
+            copy_extents(&aside, self.size, |at, buf| self.file.write_all_at(buf, at))
+        }
     }
 
     /// Returns `[offset, offset + len)` to zeroes, freeing the pages.
@@ -158,7 +227,7 @@ impl Backing {
             let mut pos = offset;
             while pos < offset + len {
                 let n = (offset + len - pos).min(zeroes.len() as u64) as usize;
-                self.contents().write_all_at(&zeroes[..n], pos)?;
+                self.write(pos, &zeroes[..n])?;
                 pos += n as u64;
             }
         }
@@ -172,9 +241,82 @@ impl Backing {
     }
 }
 
-/// Copies the allocated extents of `from` (below `size`) to the same
-/// offsets in `to`; holes stay holes.
-fn copy_extents(from: &File, to: &File, size: u64) -> io::Result<()> {
+/// Free pages in the host's hugetlb pool of the default size, and that
+/// size (`/proc/meminfo`); None if the host has no such pool.
+fn free_huge_pages() -> Option<(u64, u64)> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = info.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..].split_whitespace().next()?.parse().ok()
+    };
+    let free = field("HugePages_Free:")?.saturating_sub(field("HugePages_Rsvd:")?);
+    Some((free, field("Hugepagesize:")?.checked_mul(1024)?))
+}
+
+/// A shared, writable mapping of a whole store.
+#[derive(Debug)]
+struct Mapped {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapped {
+    fn new(file: &File, size: u64) -> io::Result<Self> {
+        let len =
+            usize::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let n =
+            NonZeroUsize::new(len).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: a fresh shared mapping at an address the kernel picks; it
+        // aliases no Rust object and is reached only through `write`.
+        let p = unsafe {
+            mmap(
+                None,
+                n,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                file.as_fd(),
+                0,
+            )
+        }?;
+        Ok(Self { ptr: p.cast(), len })
+    }
+
+    /// Copies `data` to `offset`; the caller checked the bounds.
+    fn write(&self, offset: u64, data: &[u8]) {
+        let at = usize::try_from(offset).unwrap_or(usize::MAX);
+        assert!(
+            at <= self.len && data.len() <= self.len - at,
+            "write outside the mapping"
+        );
+        // SAFETY: in bounds of the live mapping (asserted); the source is a
+        // Rust slice, which cannot overlap a mapping made by `new`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(at), data.len());
+        }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`; nothing
+        // borrowed from it outlives `self`.
+        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+// SAFETY: the mapping is plain shared memory with no thread affinity;
+// writes to it go through `&Backing`, as `pwrite` to the file would.
+unsafe impl Send for Mapped {}
+// SAFETY: as for Send; concurrent writers race as they would on the file.
+unsafe impl Sync for Mapped {}
+
+/// Copies the allocated extents of `from` (below `size`) with `write`
+/// (offset, bytes); holes stay holes.
+fn copy_extents(
+    from: &File,
+    size: u64,
+    mut write: impl FnMut(u64, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
     use nix::unistd::{lseek, Whence};
     let mut pos: u64 = 0;
     let mut buf = vec![0u8; 1 << 20];
@@ -190,7 +332,7 @@ fn copy_extents(from: &File, to: &File, size: u64) -> io::Result<()> {
         while at < end {
             let n = (end - at).min(buf.len() as u64) as usize;
             from.read_exact_at(&mut buf[..n], at)?;
-            to.write_all_at(&buf[..n], at)?;
+            write(at, &buf[..n])?;
             at += n as u64;
         }
         pos = end;
@@ -202,15 +344,19 @@ fn copy_extents(from: &File, to: &File, size: u64) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// Not a multiple of any huge page size: a memfd whatever the host.
+    const SHMEM_SIZE: u64 = (1 << 30) - 4096;
+
     #[test]
     fn anonymous_is_sparse_and_bounded() {
-        let b = Backing::anonymous("t", 1 << 30).unwrap();
+        let b = Backing::anonymous("t", SHMEM_SIZE).unwrap();
+        assert!(!b.is_huge());
         assert_eq!(b.allocated_bytes().unwrap(), 0);
         b.write(0x1003, &[1, 2, 3]).unwrap();
         let mut r = [0u8; 5];
         b.read(0x1002, &mut r).unwrap();
         assert_eq!(r, [0, 1, 2, 3, 0]);
-        b.read((1 << 30) - 2, &mut r).unwrap_err();
+        b.read(SHMEM_SIZE - 2, &mut r).unwrap_err();
         b.write(u64::MAX, &[0]).unwrap_err();
         b.clear(0, 0x2000).unwrap();
         b.read(0x1002, &mut r).unwrap();
@@ -219,7 +365,7 @@ mod tests {
 
     #[test]
     fn hidden_store_keeps_its_contents_and_is_gone_from_the_shared_file() {
-        let mut b = Backing::anonymous("t", 1 << 30).unwrap();
+        let mut b = Backing::anonymous("t", SHMEM_SIZE).unwrap();
         b.write(0x2000_0000, b"kept").unwrap();
         b.hide().unwrap();
         b.hide().unwrap();
@@ -232,7 +378,7 @@ mod tests {
         b.show().unwrap();
         b.show().unwrap();
         assert!(!b.is_hidden());
-        assert_eq!(b.file.metadata().unwrap().len(), 1 << 30);
+        assert_eq!(b.file.metadata().unwrap().len(), SHMEM_SIZE);
         let mut r2 = [0u8; 3];
         b.file.read_exact_at(&mut r2, 0x10).unwrap();
         assert_eq!(&r2, b"new");
@@ -240,5 +386,38 @@ mod tests {
         assert_eq!(&r, b"kept");
         // Only the two written pages came back.
         assert!(b.allocated_bytes().unwrap() <= 2 * 4096 * 2);
+    }
+
+    #[test]
+    fn huge_pages_when_the_pool_covers_the_store() {
+        let Some((free, page)) = free_huge_pages() else {
+            eprintln!("skipped: the host has no hugetlb pool");
+            return;
+        };
+        if free < 2 {
+            eprintln!("skipped: fewer than 2 free huge pages ({free})");
+            return;
+        }
+        let mut b = Backing::anonymous("t", 2 * page).unwrap();
+        assert!(b.is_huge());
+        b.write(page + 3, b"huge").unwrap();
+        let mut r = [0u8; 4];
+        b.read(page + 3, &mut r).unwrap();
+        assert_eq!(&r, b"huge");
+        b.hide().unwrap();
+        assert_eq!(b.file.metadata().unwrap().len(), 0);
+        b.write(8, b"hid").unwrap();
+        b.show().unwrap();
+        let mut r3 = [0u8; 3];
+        b.file.read_exact_at(&mut r3, 8).unwrap();
+        assert_eq!(&r3, b"hid");
+        b.read(page + 3, &mut r).unwrap();
+        assert_eq!(&r, b"huge");
+        b.clear(0, 2 * page).unwrap();
+        b.read(page + 3, &mut r).unwrap();
+        assert_eq!(r, [0; 4]);
+        // More than the pool has: a memfd of ordinary pages.
+        let big = Backing::anonymous("t", (free + 1) * page).unwrap();
+        assert!(!big.is_huge());
     }
 }
