@@ -44,6 +44,14 @@ def vfio_user_pci_struct_to_header(text):
     return new
 
 
+def replace_all(old, new, count):
+    def edit(text):
+        if text.count(old) != count:
+            raise SystemExit(f"overlay: expected {count} of {old!r}; update mk/overlay.py")
+        return text.replace(old, new)
+    return edit
+
+
 def replace_once(old, new):
     def edit(text):
         if text.count(old) != 1:
@@ -176,6 +184,42 @@ FIXES = [
          "    return pin - PCI_SLOT(pxb->devfn);\n",
          "    return (pin + PCI_NUM_PINS - PCI_SLOT(pxb->devfn) % PCI_NUM_PINS) %\n"
          "           PCI_NUM_PINS;\n")]}),
+    ("vfio-user: a timed-out request may no longer be queued",
+     "When a wait for a reply times out, the request is taken off the "
+     "pending (or outgoing) queue, but the receive path may already have "
+     "taken it off to read its reply (the server then hung up mid-reply): "
+     "removing it again corrupted the queue, and a partial receive kept "
+     "pointing at the freed message.  Take it off only if it is still "
+     "queued, and drop a partial receive into it.",
+     {"hw/vfio-user/proxy.c": [
+         replace_once(
+             "static void vfio_user_recycle(VFIOUserProxy *proxy, VFIOUserMsg *msg)\n{",
+             "/*\n"
+             " * Take @msg, whose wait timed out, off the queue it is on, if it still\n"
+             " * is: the receive path takes a request off when its reply arrives.\n"
+             " */\n"
+             "static void vfio_user_dequeue(VFIOUserProxy *proxy, VFIOUserMsg *msg)\n"
+             "{\n"
+             "    VFIOUserMsgQ *list = msg->pending ? &proxy->pending : &proxy->outgoing;\n"
+             "    VFIOUserMsg *m;\n"
+             "\n"
+             "    if (proxy->part_recv == msg) {\n"
+             "        proxy->part_recv = NULL;\n"
+             "    }\n"
+             "    QTAILQ_FOREACH(m, list, next) {\n"
+             "        if (m == msg) {\n"
+             "            QTAILQ_REMOVE(list, msg, next);\n"
+             "            return;\n"
+             "        }\n"
+             "    }\n"
+             "}\n"
+             "\n"
+             "static void vfio_user_recycle(VFIOUserProxy *proxy, VFIOUserMsg *msg)\n{"),
+         replace_all(
+             "                VFIOUserMsgQ *list;\n\n"
+             "                list = msg->pending ? &proxy->pending : &proxy->outgoing;\n"
+             "                QTAILQ_REMOVE(list, msg, next);\n",
+             "                vfio_user_dequeue(proxy, msg);\n", 2)]}),
     ("vfio-user: leave putting the device to finalize",
      "The realize error path called vfio_pci_put_device(), which frees the "
      "regions' memory regions while they are still QOM children of the "

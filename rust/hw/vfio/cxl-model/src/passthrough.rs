@@ -203,15 +203,53 @@ fn discover_layout(host: &impl HostDevice) -> Result<(HostLayout, Vec<u8>), Pass
         .transpose()
         .map_err(PassthroughError::DeviceInfo)?
         .flatten();
+    let comp_regs = regions
+        .iter()
+        .find(|r| r.is_cxl(VFIO_REGION_SUBTYPE_CXL_COMP_REGS))
+        .copied();
+    let mut whole: Option<Option<Vec<u8>>> = None;
     let layout = discovery::discover_with(
         &regions,
         &config,
         info.as_ref(),
         comp_regs_cap,
-        &mut |index, offset| host.read32(index, offset).map_err(|e| e.to_string()),
+        &mut |index, offset| {
+            // Every host read is a round trip over vfio-user: COMP_REGS is
+            // read once, whole, where the host takes such a read (v3, v4;
+            // v2 takes single dwords only).
+            if let Some(r) = comp_regs.filter(|r| r.index == index) {
+                let bulk = whole.get_or_insert_with(|| read_whole(host, r.index, r.size));
+                if let Some(bytes) = bulk {
+                    return dword_at(bytes, offset)
+                        .ok_or_else(|| format!("offset {offset:#x} is outside the region"));
+                }
+            }
+            host.read32(index, offset).map_err(|e| e.to_string())
+        },
     )
     .map_err(PassthroughError::Discovery)?;
     Ok((layout, config))
+}
+
+/// Largest `COMP_REGS` region read in one request (a v3 region is 64 KiB).
+const WHOLE_READ_MAX: u64 = 0x1_0000;
+
+/// The whole of region `index` (`size` bytes) in one read, if it is small
+/// enough and the host accepts such a read.
+fn read_whole(host: &impl HostDevice, index: u32, size: u64) -> Option<Vec<u8>> {
+    if size == 0 || size > WHOLE_READ_MAX || size % 4 != 0 {
+        return None;
+    }
+    let mut bytes = vec![0u8; usize::try_from(size).ok()?];
+    host.region_read(index, 0, &mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// The little-endian dword at `offset` of `bytes`.
+fn dword_at(bytes: &[u8], offset: u64) -> Option<u32> {
+    let at = usize::try_from(offset).ok()?;
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// A host whose CXL resources were found and checked, before a guest

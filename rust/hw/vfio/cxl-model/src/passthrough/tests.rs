@@ -33,6 +33,8 @@ struct FakeHost {
     reset_fails: Cell<bool>,
     reads_fail: Cell<bool>,
     connected: Cell<bool>,
+    /// `COMP_REGS` reads the host answered.
+    comp_regs_reads: Cell<u32>,
     /// Region descriptions once the next reset has happened.
     regions_after_reset: RefCell<Option<Vec<RegionDesc>>>,
     regions: RefCell<Vec<RegionDesc>>,
@@ -58,6 +60,7 @@ impl FakeHost {
             reset_fails: Cell::new(false),
             reads_fail: Cell::new(false),
             connected: Cell::new(true),
+            comp_regs_reads: Cell::new(0),
             regions_after_reset: RefCell::new(None),
         }
     }
@@ -132,6 +135,7 @@ impl HostDevice for &FakeHost {
         if self.reads_fail.get() {
             return Err(io::Error::from_raw_os_error(5));
         }
+        self.comp_regs_reads.set(self.comp_regs_reads.get() + 1);
         self.regs
             .borrow()
             .read(offset, buf)
@@ -472,4 +476,19 @@ fn a_host_that_goes_away_is_noticed_once_and_nothing_reaches_it() {
     let e = reset(&mut p, ResetKind::Flr).unwrap_err();
     assert!(describe(&e).contains("the vfio-user server closed the connection"));
     assert!(!p.memory_visible());
+}
+
+#[test]
+fn comp_regs_is_read_in_one_request_where_the_host_allows_it() {
+    for (v, reads) in [
+        (UapiVersion::V3, 1),
+        (UapiVersion::V4, 1),
+        (UapiVersion::V2, 12),
+    ] {
+        let host = FakeHost::new(v, true);
+        let _p = realize(&host);
+        // v2 takes single dwords only: the whole read is refused, then
+        // every dword is asked for on its own.
+        assert_eq!(host.comp_regs_reads.get(), reads, "{v:?}");
+    }
 }
