@@ -53,11 +53,7 @@ def replace_all(old, new, count):
 
 
 def replace_once(old, new):
-    def edit(text):
-        if text.count(old) != 1:
-            raise SystemExit(f"overlay: expected exactly one {old!r}; update mk/overlay.py")
-        return text.replace(old, new)
-    return edit
+    return replace_all(old, new, 1)
 
 
 EDITS = {
