@@ -10,7 +10,8 @@
 //! - placing memory: [`Discovered::layout`] says how much there is, the
 //!   caller chooses the window ([`crate::window`]) and maps the memory;
 //!   [`Passthrough::memory_visible`] says whether the guest may see it;
-//! - resetting: [`Passthrough::begin_reset`], then [`HostDevice::reset`]
+//! - resetting: [`Passthrough::begin_reset`] (which hides the memory
+//!   unless the reset leaves it alone), then [`HostDevice::reset`]
 //!   with no borrow of the core held (the host reset runs code that may
 //!   call back into the device), then [`Passthrough::finish_reset`].
 //!
@@ -381,9 +382,14 @@ impl<H: HostDevice> Passthrough<H> {
     }
 
     /// First step of every reset: no guest access may reach the device
-    /// memory while the host resets it.
-    pub fn begin_reset(&mut self) {
-        self.memory_visible = false;
+    /// memory while the host resets it, unless the reset leaves the memory
+    /// alone: an FLR does not affect CXL.mem (CXL specification), and a v3
+    /// host does nothing to the memory on reset, so there the memory stays
+    /// mapped (which spares two memory map changes per FLR).  v2 makes the
+    /// memory inactive during a reset and v4 clears and gates it.
+    pub fn begin_reset(&mut self, kind: ResetKind) {
+        let keeps_memory = kind == ResetKind::Flr && self.layout.uapi == UapiVersion::V3;
+        self.memory_visible &= keeps_memory;
     }
 
     /// Last step of every reset, given what the host reset returned: check
@@ -418,6 +424,7 @@ impl<H: HostDevice> Passthrough<H> {
                 Ok(())
             }
             Err(cause) => {
+                self.memory_visible = false;
                 let e = PassthroughError::ResetFailed {
                     kind,
                     cause: Box::new(cause),

@@ -184,7 +184,7 @@ impl CxlPassthrough {
 
     /// First step of every reset: hide the memory.
     pub fn begin_reset(&mut self, kind: ResetKind) {
-        self.core.begin_reset();
+        self.core.begin_reset(kind);
         self.sync_memory();
         trace::trace_vfio_cxl_reset_begin(kind.name());
     }

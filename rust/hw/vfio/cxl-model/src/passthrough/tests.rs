@@ -205,8 +205,12 @@ fn realize(host: &FakeHost) -> Passthrough<&FakeHost> {
 
 /// The way the QEMU glue runs a reset.
 fn reset(p: &mut Passthrough<&FakeHost>, kind: ResetKind) -> Result<(), PassthroughError> {
-    p.begin_reset();
-    assert!(!p.memory_visible(), "memory hidden while the host resets");
+    p.begin_reset(kind);
+    let kept = kind == ResetKind::Flr && p.layout().uapi == UapiVersion::V3;
+    assert!(
+        kept || !p.memory_visible(),
+        "memory hidden while the host resets"
+    );
     let host = *p.host();
     p.finish_reset(kind, host.reset(kind))
 }
@@ -490,5 +494,29 @@ fn comp_regs_is_read_in_one_request_where_the_host_allows_it() {
         // v2 takes single dwords only: the whole read is refused, then
         // every dword is asked for on its own.
         assert_eq!(host.comp_regs_reads.get(), reads, "{v:?}");
+    }
+}
+
+#[test]
+fn a_v3_flr_keeps_the_memory_mapped_the_other_resets_hide_it() {
+    let v3 = FakeHost::new(UapiVersion::V3, true);
+    let mut p = realize(&v3);
+    p.begin_reset(ResetKind::Flr);
+    assert!(
+        p.memory_visible(),
+        "FLR leaves CXL.mem alone, and v3 the memory"
+    );
+    p.finish_reset(ResetKind::Flr, Ok(())).unwrap();
+    p.begin_reset(ResetKind::Cxl);
+    assert!(!p.memory_visible());
+    p.finish_reset(ResetKind::Cxl, Ok(())).unwrap();
+    for v in [UapiVersion::V2, UapiVersion::V4] {
+        let host = FakeHost::new(v, true);
+        let mut q = realize(&host);
+        q.begin_reset(ResetKind::Flr);
+        assert!(
+            !q.memory_visible(),
+            "{v:?} deactivates or clears memory on reset"
+        );
     }
 }
