@@ -52,6 +52,19 @@ def replace_all(old, new, count):
     return edit
 
 
+def replace_after(anchor, old, new):
+    """Replace the first `old` after the one `anchor`."""
+    def edit(text):
+        if text.count(anchor) != 1:
+            raise SystemExit(f"overlay: expected exactly one {anchor!r}; update mk/overlay.py")
+        at = text.index(anchor)
+        end = text.find(old, at)
+        if end < 0:
+            raise SystemExit(f"overlay: no {old!r} after {anchor!r}; update mk/overlay.py")
+        return text[:end] + new + text[end + len(old):]
+    return edit
+
+
 def replace_once(old, new):
     return replace_all(old, new, 1)
 
@@ -147,26 +160,11 @@ FIXES = [
      "decoders 8 bytes at a time and then finds committed decoders of size "
      "0.  Declare 4 bytes implemented, so that 8-byte accesses (which the "
      "specification allows) arrive as two.",
-     {"hw/cxl/cxl-component-utils.c": [replace_once(
-         "    .read = cxl_cache_mem_read_reg,\n"
-         "    .write = cxl_cache_mem_write_reg,\n"
-         "    .endianness = DEVICE_LITTLE_ENDIAN,\n"
-         "    .valid = {\n"
-         "        .min_access_size = 4,\n"
-         "        .max_access_size = 8,\n"
-         "        .unaligned = false,\n"
-         "    },\n"
+     {"hw/cxl/cxl-component-utils.c": [replace_after(
+         "static const MemoryRegionOps cache_mem_ops = {",
          "    .impl = {\n"
          "        .min_access_size = 4,\n"
          "        .max_access_size = 8,\n",
-         "    .read = cxl_cache_mem_read_reg,\n"
-         "    .write = cxl_cache_mem_write_reg,\n"
-         "    .endianness = DEVICE_LITTLE_ENDIAN,\n"
-         "    .valid = {\n"
-         "        .min_access_size = 4,\n"
-         "        .max_access_size = 8,\n"
-         "        .unaligned = false,\n"
-         "    },\n"
          "    .impl = {\n"
          "        .min_access_size = 4,\n"
          "        .max_access_size = 4,\n")]}),
