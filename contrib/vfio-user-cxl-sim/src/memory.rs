@@ -59,7 +59,12 @@ impl Backing {
             return Ok(store);
         }
         let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC)?;
-        let file = File::from(fd);
+        Self::sized(File::from(fd), size)
+    }
+
+    /// A store of ordinary pages over `file`, resized (without writing)
+    /// to `size`.
+    fn sized(file: File, size: u64) -> io::Result<Self> {
         file.set_len(size)?;
         Ok(Self {
             file,
@@ -113,14 +118,7 @@ impl Backing {
                 "not a regular file",
             ));
         }
-        file.set_len(size)?;
-        Ok(Self {
-            file,
-            size,
-            aside: None,
-            huge: false,
-            mapped: None,
-        })
+        Self::sized(file, size)
     }
 
     #[must_use]
