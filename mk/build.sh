@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build qemu-system-x86_64 with Rust and the vfio-cxl overlay, from nothing
+# Build qemu-system-x86_64 and qemu-system-aarch64 with Rust and the vfio-cxl overlay, from nothing
 # or incrementally: install tools, fetch QEMU's source, supply the crate
 # subprojects, lay the overlay in, configure once, then ninja.
 set -euo pipefail
@@ -10,8 +10,13 @@ source "$(dirname "$0")/env.sh"
 "$PROJECT_ROOT/mk/vendor-crates.sh"
 python3 "$PROJECT_ROOT/mk/overlay.py" "$PROJECT_ROOT" "$QEMU_SRC"
 
+binaries=() softmmu=()
+for t in $VFIO_CXL_TARGETS; do
+    binaries+=("qemu-system-$t")
+    softmmu+=("$t-softmmu")
+done
 configure_args=(
-    --target-list=x86_64-softmmu
+    "--target-list=$(IFS=,; echo "${softmmu[*]}")"
     --enable-rust
     --disable-docs --disable-user --disable-tools
     --disable-install-blobs --disable-download
@@ -35,8 +40,8 @@ if [ ! -f "$QEMU_BUILD/build.ninja" ] ||
     echo "${configure_args[*]}" > "$stamp"
 fi
 
-say "Building qemu-system-x86_64 (the first build takes several minutes)"
-ninja -C "$QEMU_BUILD" qemu-system-x86_64 "$@"
+say "Building ${binaries[*]} (the first build takes several minutes)"
+ninja -C "$QEMU_BUILD" "${binaries[@]}" "$@"
 
 # Debian strips the firmware blobs: SeaBIOS and its VGA BIOSes come from
 # Debian's seabios package, the NIC boot ROMs from ipxe-qemu, and the
@@ -50,4 +55,4 @@ for blob in "$QEMU_BUILD"/pc-bios/optionrom/*.bin /usr/share/seabios/*.bin \
             /usr/lib/ipxe/qemu/*.rom; do
     ln -sf "$blob" "$datadir/$(basename "$blob")"
 done
-say "Built $QEMU_BUILD/qemu-system-x86_64"
+say "Built ${binaries[*]} in $QEMU_BUILD"

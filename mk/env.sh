@@ -10,6 +10,10 @@ QEMU_UPSTREAM_VERSION="10.2.2"
 QEMU_SRC="$VFIO_CXL_CACHE/qemu-$QEMU_UPSTREAM_VERSION"
 : "${QEMU_BUILD:=$VFIO_CXL_CACHE/build}"
 TOOLS_VENV="$VFIO_CXL_CACHE/venv"
+# The QEMU targets the build makes, each with the device: x86_64 (q35) and
+# aarch64 (virt).  The sanitizer build (mk/check-sanitizers.sh) makes only
+# x86_64.
+: "${VFIO_CXL_TARGETS:=x86_64 aarch64}"
 MESON_VERSION="1.9.0"
 # Not 0.72 or 0.73: they pad before 16-aligned fields (Int128) with
 # 8-aligned opaque arrays, which moves fields of MemoryRegion and of every
@@ -53,10 +57,10 @@ build_simulator() {
     [ -x "$SIM" ] || die "no simulator at $SIM"
 }
 
-# Check that QEMU is built and wait for a running ninja (it may be
-# relinking it); sets QEMU_BIN to the binary.
-need_built_qemu() {
-    QEMU_BIN="$QEMU_BUILD/qemu-system-x86_64"
+# Check that QEMU is built for TARGET (default x86_64) and wait for a
+# running ninja (it may be relinking it); sets QEMU_BIN to the binary.
+need_built_qemu() {    # [TARGET]
+    QEMU_BIN="$QEMU_BUILD/qemu-system-${1:-x86_64}"
     [ -x "$QEMU_BIN" ] || die "no QEMU at $QEMU_BIN: run mk/build.sh first"
     # Only a ninja in this build directory can relink it.
     if pgrep -f "ninja -C $QEMU_BUILD( |$)" >/dev/null; then
