@@ -95,7 +95,12 @@ EDITS = {
     "tests/qtest/meson.build": [replace_once(
         "qtests_x86_64 = qtests_i386\n",
         "qtests_x86_64 = qtests_i386 + \\\n"
-        "  (config_all_devices.has_key('CONFIG_VFIO_CXL') ? ['vfio-cxl-test'] : [])\n")],
+        "  (config_all_devices.has_key('CONFIG_VFIO_CXL') ? ['vfio-cxl-test'] : [])\n"),
+        replace_after(
+            "qtests_aarch64 = ",
+            "  qtests_cxl +",
+            "  qtests_cxl + \\\n"
+            "  (config_all_devices.has_key('CONFIG_VFIO_CXL') ? ['vfio-cxl-test'] : []) +")],
 }
 
 

@@ -6,9 +6,11 @@
  * skipped, or fails if VFIO_CXL_REQUIRE_SIM=1.
  *
  * No firmware runs under qtest, so the test plays the guest's part: it
- * enables q35's ECAM window, numbers the buses below the CXL root port,
- * places BAR 0 of the device and reads the CXL registers the way a guest
- * driver would.
+ * finds the machine's ECAM window (placing it first on q35), numbers the
+ * buses below the CXL root port, places BAR 0 of the device and reads the
+ * CXL registers the way a guest driver would.
+ *
+ * It runs on x86_64 (q35) and aarch64 (virt): see Platform.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -41,18 +43,22 @@
     } while (0)
 
 /* Where the test puts q35's ECAM window (MCH PCIEXBAR). */
-#define ECAM_BASE           0xb0000000ULL
+#define Q35_ECAM_BASE       0xb0000000ULL
 #define MCH_PCIEXBAR        0x60
 
 /* Bus of the pxb-cxl root bus (its bus_nr) and of the root port's link. */
 #define RP_BUS              12
 #define DEV_BUS             13
 
-/* Guest addresses the test assigns; q35 routes them to PCI. */
-#define RP_WINDOW_BASE      0xc0000000ULL
-#define RP_WINDOW_LIMIT     0xc00fffffULL
-#define DEV_BAR0_ADDR       0xc0000000ULL
-#define RP_BAR0_ADDR        0xc0100000ULL
+/*
+ * Guest addresses the test assigns, at the start of a range the machine
+ * routes to PCI: the root port's memory window, the device's BAR 0 at its
+ * start and the root port's own BAR above it.
+ */
+#define RP_WINDOW_BASE      (platform->pci_mmio_base)
+#define RP_WINDOW_LIMIT     (platform->pci_mmio_base + 0xfffff)
+#define DEV_BAR0_ADDR       (platform->pci_mmio_base)
+#define RP_BAR0_ADDR        (platform->pci_mmio_base + 0x100000)
 
 /* Simulated device identity. */
 #define SIM_VENDOR_ID       0x1234u
@@ -147,6 +153,90 @@
 
 #define MiB                 (1024ULL * 1024)
 #define GiB                 (1024 * MiB)
+
+/* -------------------------------------------------------------------- */
+/* Machines                                                              */
+/* -------------------------------------------------------------------- */
+
+/*
+ * What differs between the machines the test runs on.  Addresses the
+ * machine chooses (its ECAM window, its CXL host bridge registers, its
+ * fixed memory windows) are read from its memory map at run time; only
+ * the range the test hands out to BARs is stated here, because the guest
+ * (here the test) picks it.
+ */
+typedef struct Platform {
+    const char *arch;
+    /* The machine with CXL on, starting a QEMU command line. */
+    const char *machine;
+    /* q35 has no ECAM until firmware enables it (MCH PCIEXBAR). */
+    bool enable_ecam;
+    /* Start of 32-bit memory the machine routes to PCI. */
+    uint64_t pci_mmio_base;
+} Platform;
+
+static const Platform platforms[] = {
+    {
+        .arch = "x86_64",
+        .machine = "-nodefaults -machine q35,cxl=on ",
+        .enable_ecam = true,
+        .pci_mmio_base = 0xc0000000ULL,
+    },
+    {
+        /* The 64-bit CPU gives virt its high memory map (ECAM, CXL). */
+        .arch = "aarch64",
+        .machine = "-nodefaults -machine virt,cxl=on -cpu max ",
+        .enable_ecam = false,
+        .pci_mmio_base = 0x10000000ULL,
+    },
+};
+
+/* The machine of the QEMU under test (QTEST_QEMU_BINARY), set in main. */
+static const Platform *platform;
+
+/*
+ * The guest address of the memory region @name (or of an alias of it) in
+ * QEMU's system address space, from "info mtree"; fails if it is absent.
+ */
+static uint64_t memory_map_find(QTestState *qts, const char *name)
+{
+    g_autofree char *mtree = qtest_hmp(qts, "info mtree");
+    g_auto(GStrv) lines = g_strsplit(mtree, "\n", -1);
+    bool in_system = false;
+    char **l;
+
+    for (l = lines; *l; l++) {
+        const char *what = strstr(g_strchomp(*l), "): ");
+        g_autofree char *own = NULL;
+        const char *target = NULL;
+        uint64_t start;
+
+        if (g_str_has_prefix(*l, "address-space: ")) {
+            in_system = !strcmp(*l, "address-space: memory");
+            continue;
+        }
+        if (!in_system || !what ||
+            sscanf(*l, " %" SCNx64 "-", &start) != 1) {
+            continue;
+        }
+        what += 3;
+        if (g_str_has_prefix(what, "alias ")) {
+            const char *at = strstr(what, " @");
+
+            own = g_strndup(what + 6, at ? at - what - 6 : strlen(what));
+            target = at ? at + 2 : "";
+        } else {
+            own = g_strdup(what);
+        }
+        if (!strcmp(own, name) ||
+            (target && g_str_has_prefix(target, name) &&
+             (target[strlen(name)] == ' ' || !target[strlen(name)]))) {
+            return start;
+        }
+    }
+    fail_test("no memory region '%s' in the system address space", name);
+    return 0;
+}
 
 #define SIM_START_TIMEOUT_MS    20000
 #define QEMU_EXIT_TIMEOUT_MS    60000
@@ -490,8 +580,6 @@ static void sim_mem_write(Sim *sim, uint64_t off, const void *buf,
 /* QEMU command lines                                                    */
 /* -------------------------------------------------------------------- */
 
-#define TOPO_MACHINE \
-    "-nodefaults -machine q35,cxl=on "
 #define TOPO_FMW_4G \
     "-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G "
 #define TOPO_BRIDGES \
@@ -512,7 +600,8 @@ static char *std_args(Sim *sim)
 {
     g_autofree char *dev = device_arg("rp0", sim->sock);
 
-    return g_strconcat(TOPO_MACHINE TOPO_FMW_4G TOPO_BRIDGES, dev, NULL);
+    return g_strconcat(platform->machine, TOPO_FMW_4G TOPO_BRIDGES, dev,
+                       NULL);
 }
 
 static QTestState *start_qemu(Sim *sim)
@@ -610,9 +699,16 @@ static char *qemu_expect_failure(const char *args)
 /* Guest-side config and MMIO access                                     */
 /* -------------------------------------------------------------------- */
 
+/*
+ * Where the machine's ECAM window is, as ecam_enable() last found it.  The
+ * test drives one QEMU at a time.
+ */
+static uint64_t ecam_base;
+
 static uint64_t ecam(int bus, uint32_t off)
 {
-    return ECAM_BASE + ((uint64_t)bus << 20) + off;
+    g_assert(ecam_base);
+    return ecam_base + ((uint64_t)bus << 20) + off;
 }
 
 static uint32_t cfg_readl(QTestState *qts, int bus, uint32_t off)
@@ -647,13 +743,19 @@ static uint32_t guest_config_readl(void *opaque, uint32_t off)
     return cfg_readl(g->qts, g->bus, off);
 }
 
-/* Enables q35's ECAM window at ECAM_BASE (256 buses). */
+/*
+ * Finds the machine's ECAM window (256 buses), first enabling q35's at
+ * Q35_ECAM_BASE: a system reset disables it again.
+ */
 static void ecam_enable(QTestState *qts)
 {
-    qtest_outl(qts, 0xcf8, 0x80000000 | (MCH_PCIEXBAR + 4));
-    qtest_outl(qts, 0xcfc, 0);
-    qtest_outl(qts, 0xcf8, 0x80000000 | MCH_PCIEXBAR);
-    qtest_outl(qts, 0xcfc, ECAM_BASE | 1);
+    if (platform->enable_ecam) {
+        qtest_outl(qts, 0xcf8, 0x80000000 | (MCH_PCIEXBAR + 4));
+        qtest_outl(qts, 0xcfc, 0);
+        qtest_outl(qts, 0xcf8, 0x80000000 | MCH_PCIEXBAR);
+        qtest_outl(qts, 0xcfc, Q35_ECAM_BASE | 1);
+    }
+    ecam_base = memory_map_find(qts, "pcie-mmcfg-mmio");
 }
 
 /*
@@ -1288,17 +1390,18 @@ static void test_refused(const void *data)
         break;
     case TOPO_ON_PCIE0:
         dev = device_arg("pcie.0", sim->sock);
-        args = g_strconcat(TOPO_MACHINE TOPO_FMW_4G TOPO_BRIDGES, dev, NULL);
+        args = g_strconcat(platform->machine, TOPO_FMW_4G TOPO_BRIDGES, dev,
+                           NULL);
         break;
     case TOPO_WINDOW_256M:
         dev = device_arg("rp0", sim->sock);
-        args = g_strconcat(TOPO_MACHINE
+        args = g_strconcat(platform->machine,
                            "-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=256M "
                            TOPO_BRIDGES, dev, NULL);
         break;
     case TOPO_WINDOW_OTHER_HB:
         dev = device_arg("rp0", sim->sock);
-        args = g_strconcat(TOPO_MACHINE
+        args = g_strconcat(platform->machine,
                            "-M cxl-fmw.0.targets.0=cxl.2,cxl-fmw.0.size=4G "
                            TOPO_BRIDGES
                            "-device pxb-cxl,id=cxl.2,bus=pcie.0,bus_nr=20 ",
@@ -1452,7 +1555,7 @@ static void test_hotplug(const void *data)
     bad = sim_start(bin, 256, no_memory);
     good = sim_start(bin, 256, uapi_args);
     failing = sim_start(bin, 256, reset_fails);
-    qts = qtest_init(TOPO_MACHINE TOPO_FMW_4G TOPO_BRIDGES);
+    qts = qtest_initf("%s" TOPO_FMW_4G TOPO_BRIDGES, platform->machine);
     ecam_enable(qts);
     setup_root_port(qts);
 
@@ -2018,21 +2121,21 @@ static void test_reset_failure(const void *data)
  * committed at the window base with the device's size, HDM Decoder Enable
  * set.  A system reset clears the host bridge's registers, so this must
  * hold after machine start (the first reset) and again after a later one.
- * The host bridge's CXL.cachemem registers are at 0x100001000 on q35.
  */
-#define HB_CACHE_MEM 0x100001000ULL
 
 /*
  * The HDM decoder capability of the one host bridge that has one.  The
- * host bridges' register blocks follow each other every 64 KiB from
- * HB_CACHE_MEM - 0x1000, most recently created first.
+ * machine maps the host bridges' component register blocks one after the
+ * other, every 64 KiB from the start of its "cxl_host_reg" region, most
+ * recently created first; CXL.cachemem is at 0x1000 in each.
  */
 static uint64_t host_bridge_hdm(QTestState *qts)
 {
+    uint64_t host_regs = memory_map_find(qts, "cxl_host_reg");
     int hb;
 
     for (hb = 0; hb < 8; hb++) {
-        uint64_t cm = HB_CACHE_MEM + hb * 0x10000ULL;
+        uint64_t cm = host_regs + hb * 0x10000ULL + 0x1000;
         uint32_t header = qtest_readl(qts, cm);
         uint32_t i;
 
@@ -2078,6 +2181,7 @@ static void test_host_bridge_decoder(void)
     g_autofree char *dev = NULL;
     g_autofree char *args = NULL;
     QTestState *qts;
+    uint64_t window;
     Sim *sim;
 
     if (!bin) {
@@ -2085,19 +2189,20 @@ static void test_host_bridge_decoder(void)
     }
     sim = sim_start(bin, 512, NULL);
     dev = device_arg("rp0", sim->sock);
-    args = g_strconcat(TOPO_MACHINE TOPO_FMW_4G
+    args = g_strconcat(platform->machine, TOPO_FMW_4G
                        "-device pxb-cxl,id=cxl.1,bus=pcie.0,bus_nr=12,"
                        "hdm_for_passthrough=on "
                        "-device cxl-rp,id=rp0,bus=cxl.1,chassis=0,slot=0,"
                        "port=0 ", dev, NULL);
     qts = qtest_init(args);
 
-    /* The window (cxl-fmw.0) starts at 0x110000000 on q35 with this RAM. */
-    assert_host_bridge_decoder(qts, 0x110000000ULL, 512 * MiB,
+    /* The machine's one window, cxl-fmw.0. */
+    window = memory_map_find(qts, "cxl-fixed-memory-region");
+    assert_host_bridge_decoder(qts, window, 512 * MiB,
                                "after machine start");
     qobject_unref(qtest_qmp(qts, "{'execute': 'system_reset'}"));
     qtest_qmp_eventwait(qts, "RESET");
-    assert_host_bridge_decoder(qts, 0x110000000ULL, 512 * MiB,
+    assert_host_bridge_decoder(qts, window, 512 * MiB,
                                "after system_reset");
 
     qtest_quit(qts);
@@ -2274,11 +2379,12 @@ static void test_host_bridge_without_decoders(void)
     }
 
     dev = device_arg("rp0", sim->sock);
-    with_hdm = g_strdup_printf(TOPO_MACHINE TOPO_FMW_4G
+    with_hdm = g_strdup_printf("%s" TOPO_FMW_4G
                                "-device pxb-cxl,id=cxl.1,bus=pcie.0,"
                                "bus_nr=12,hdm_for_passthrough=on "
                                "-device cxl-rp,id=rp0,bus=cxl.1,chassis=0,"
-                               "slot=0,port=0 %s 2>%s", dev, log);
+                               "slot=0,port=0 %s 2>%s", platform->machine,
+                               dev, log);
     qts = qtest_init(with_hdm);
     qtest_quit(qts);
     g_free(err);
@@ -2366,13 +2472,17 @@ static void test_property_help(void)
 /* Options that cannot work are refused before the host is opened. */
 static void test_refused_options(void)
 {
-    g_autofree char *fmw = qemu_expect_failure(
-        "-M q35 -device '{\"driver\":\"vfio-user-cxl\",\"id\":\"acc\","
+    g_autofree char *fmw_args = g_strconcat(
+        platform->machine,
+        "-device '{\"driver\":\"vfio-user-cxl\",\"id\":\"acc\","
         "\"socket\":{\"type\":\"unix\",\"path\":\"/nonexistent\"},"
-        "\"cxl-fmw\":-2}'");
-    g_autofree char *migration = qemu_expect_failure(
-        "-M q35 -device vfio-cxl,id=acc,host=0000:00:1f.7,"
-        "enable-migration=on");
+        "\"cxl-fmw\":-2}'", NULL);
+    g_autofree char *migration_args = g_strconcat(
+        platform->machine,
+        "-device vfio-cxl,id=acc,host=0000:00:1f.7,enable-migration=on",
+        NULL);
+    g_autofree char *fmw = qemu_expect_failure(fmw_args);
+    g_autofree char *migration = qemu_expect_failure(migration_args);
 
     if (!strstr(fmw, "acc") || !strstr(fmw, "cxl-fmw=-2")) {
         fail_test("cxl-fmw=-2 was not refused by name: '%s'", fmw);
@@ -2520,7 +2630,7 @@ static void test_several_devices(void)
     a0 = device_arg_at("acc0", "rp0", s0);
     a1 = device_arg_at("acc1", "rp1", s1);
     a2 = device_arg_at("acc2", "rp2", s2);
-    args = g_strconcat(TOPO_MACHINE TOPO_SEVERAL, a0, a1, a2, NULL);
+    args = g_strconcat(platform->machine, TOPO_SEVERAL, a0, a1, a2, NULL);
     qts = qtest_init(args);
 
     w0 = device_base(qts, "acc0", &win);
@@ -2963,6 +3073,17 @@ int main(int argc, char **argv)
     size_t i;
 
     g_test_init(&argc, &argv, NULL);
+    for (i = 0; i < ARRAY_SIZE(platforms); i++) {
+        if (!strcmp(qtest_get_arch(), platforms[i].arch)) {
+            platform = &platforms[i];
+        }
+    }
+    if (!platform) {
+        /* meson builds it only for the targets listed there. */
+        g_printerr("vfio-cxl-test: no CXL machine known for target %s\n",
+                   qtest_get_arch());
+        return 1;
+    }
     /* A QEMU that exits early must not kill us through its stdin. */
     signal(SIGPIPE, SIG_IGN);
 
