@@ -173,6 +173,13 @@ typedef struct Platform {
     bool enable_ecam;
     /* Start of 32-bit memory the machine routes to PCI. */
     uint64_t pci_mmio_base;
+    /*
+     * Machine options and window cxl-fmw.0 (to cxl.1) for which the
+     * machine finds no room in guest physical address space but starts
+     * anyway, with the window at 0.  NULL where the machine refuses such a
+     * window itself (q35: "Address space limit ... phys-bits too low").
+     */
+    const char *unplaced_window;
 } Platform;
 
 static const Platform platforms[] = {
@@ -188,6 +195,9 @@ static const Platform platforms[] = {
         .machine = "-nodefaults -machine virt,cxl=on -cpu max ",
         .enable_ecam = false,
         .pci_mmio_base = 0x10000000ULL,
+        /* Without its high memory map virt places no window at all. */
+        .unplaced_window = "-M highmem=off "
+                           "-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G ",
     },
 };
 
@@ -1307,6 +1317,7 @@ typedef enum RefusedTopo {
     TOPO_ON_PCIE0,
     TOPO_WINDOW_256M,
     TOPO_WINDOW_OTHER_HB,
+    TOPO_WINDOW_UNPLACED,
 } RefusedTopo;
 
 typedef struct RefusedCase {
@@ -1338,6 +1349,8 @@ static const RefusedCase refused_cases[] = {
       { "fixed memory window", "256 MiB", "512 MiB" } },
     { "no-window-for-host-bridge", { NULL }, 256, TOPO_WINDOW_OTHER_HB,
       { "no CXL fixed memory window" } },
+    { "window-not-placed", { NULL }, 256, TOPO_WINDOW_UNPLACED,
+      { "window 0 of", "has no guest address" } },
     { "v2-comp-regs-size-mismatch",
       { "--uapi", "v2", "--fault", "comp-regs-size-mismatch" }, 256, TOPO_STD,
       { "COMP_REGS", "uAPI v2 sizes it to them" } },
@@ -1406,6 +1419,11 @@ static void test_refused(const void *data)
                            TOPO_BRIDGES
                            "-device pxb-cxl,id=cxl.2,bus=pcie.0,bus_nr=20 ",
                            dev, NULL);
+        break;
+    case TOPO_WINDOW_UNPLACED:
+        dev = device_arg("rp0", sim->sock);
+        args = g_strconcat(platform->machine, platform->unplaced_window,
+                           TOPO_BRIDGES, dev, NULL);
         break;
     default:
         g_assert_not_reached();
@@ -3119,6 +3137,10 @@ int main(int argc, char **argv)
         g_autofree char *path =
             g_strdup_printf("/vfio-cxl/refused/%s", refused_cases[i].name);
 
+        if (refused_cases[i].topo == TOPO_WINDOW_UNPLACED &&
+            !platform->unplaced_window) {
+            continue;
+        }
         qtest_add_data_func(path, &refused_cases[i], test_refused);
     }
     qtest_add_func("/vfio-cxl/host-bridge-decoder", test_host_bridge_decoder);

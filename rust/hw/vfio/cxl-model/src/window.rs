@@ -150,6 +150,15 @@ pub enum WindowError {
         /// Its size.
         size: u64,
     },
+    /// The machine gave the window no guest address (base 0): it found no
+    /// room for it in the guest's physical address space, and mapped it
+    /// over whatever lives at address 0.
+    NotPlaced {
+        /// The window's index.
+        index: usize,
+        /// Its size.
+        size: u64,
+    },
     /// Base plus size passes the end of the address space.
     Wraps {
         /// The window's index.
@@ -227,6 +236,14 @@ impl fmt::Display for WindowError {
             Self::SizeUnaligned { index, size } => write!(
                 f,
                 "CXL fixed memory window {index} size {} is not a multiple of 256 MiB",
+                ByteSize(*size)
+            ),
+            Self::NotPlaced { index, size } => write!(
+                f,
+                "CXL fixed memory window {index} of {} has no guest address: the \
+                 machine found no room for it in the guest's physical address \
+                 space (on virt it needs highmem=on and a 64-bit CPU, e.g. -cpu max); \
+                 make the window smaller or give the guest more address bits",
                 ByteSize(*size)
             ),
             Self::Wraps { index, base, size } => write!(
@@ -314,6 +331,14 @@ fn check_window(w: &FixedWindow, memory_size: u64) -> Result<(), WindowError> {
         return Err(WindowError::Interleaved {
             index: w.index,
             targets: w.targets.clone(),
+        });
+    }
+    // Every machine keeps address 0 for RAM, flash or legacy I/O; QEMU
+    // leaves a window it could not place there.
+    if w.base == 0 {
+        return Err(WindowError::NotPlaced {
+            index: w.index,
+            size: w.size,
         });
     }
     if w.base % HDM_GRANULARITY != 0 {
@@ -532,6 +557,25 @@ mod tests {
             }
         );
         assert!(e.to_string().contains("(4160 MiB)"), "{e}");
+    }
+
+    #[test]
+    fn window_the_machine_did_not_place() {
+        let m = vec![win(0, 0, 4 * GIB, &["cxl.1"])];
+        let e = choose_window(&m, "cxl.1", None, GIB).unwrap_err();
+        assert_eq!(
+            e,
+            WindowError::NotPlaced {
+                index: 0,
+                size: 4 * GIB
+            }
+        );
+        let e = choose_window(&m, "cxl.1", Some(0), GIB).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("window 0 of 0x100000000 (4 GiB) has no guest address"),
+            "{e}"
+        );
     }
 
     #[test]
