@@ -25,9 +25,9 @@ RST="$DOCS/vfio-cxl.rst"
 # The developer page on the kernel interface, per posting.
 DEVEL_RST="$PROJECT_ROOT/docs/devel/vfio-cxl-uapi.rst"
 # The kernel-VFIO example and the several-devices one (validated only), and
-# the vfio-user one (which mk/libvirt.sh also runs).
+# the vfio-user ones for x86_64 and arm64 (which mk/libvirt.sh also runs).
 XMLS=("$DOCS/vfio-cxl-libvirt.xml" "$DOCS/vfio-cxl-libvirt-vfio-user.xml"
-      "$DOCS/vfio-cxl-libvirt-several.xml")
+      "$DOCS/vfio-cxl-libvirt-several.xml" "$DOCS/vfio-cxl-libvirt-virt.xml")
 PY=/usr/bin/python3
 
 ensure_debs docs libvirt-clients libxml2-utils python3 python3-docutils python3-sphinx
