@@ -27,13 +27,14 @@ static bool vfio_cxl_reset_user(VFIOUserProxy *proxy, Error **errp)
     return true;
 }
 
-bool vfio_cxl_reset_host(VFIOPCIDevice *vdev, bool keep_command, Error **errp)
+bool vfio_cxl_reset_host(VFIOPCIDevice *vdev, bool quiesce, Error **errp)
 {
     VFIODevice *vbasedev = &vdev->vbasedev;
-    uint16_t command = pci_get_word(vdev->parent_obj.config + PCI_COMMAND);
     bool ok = true;
 
-    vfio_pci_pre_reset(vdev);
+    if (quiesce) {
+        vfio_pci_pre_reset(vdev);
+    }
     if (!vbasedev->reset_works) {
         error_setg(errp, "the host device does not support reset");
         ok = false;
@@ -43,9 +44,8 @@ bool vfio_cxl_reset_host(VFIOPCIDevice *vdev, bool keep_command, Error **errp)
         error_setg_errno(errp, errno, "VFIO_DEVICE_RESET failed");
         ok = false;
     }
-    vfio_pci_post_reset(vdev);
-    if (keep_command) {
-        vfio_pci_write_config(&vdev->parent_obj, PCI_COMMAND, command, 2);
+    if (quiesce) {
+        vfio_pci_post_reset(vdev);
     }
     return ok;
 }

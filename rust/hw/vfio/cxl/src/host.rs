@@ -153,13 +153,17 @@ impl HostDevice for QemuHost {
     }
 
     fn reset(&self, kind: ResetKind) -> io::Result<()> {
-        // A CXL Reset resets CXL.cache and CXL.mem state, not the
-        // function's PCI configuration: keep the guest's Command register.
-        let keep_command = kind == ResetKind::Cxl;
+        // A guest FLR or CXL Reset resets the function the way the host
+        // does for a guest FLR of a plain vfio-pci device: the guest
+        // quiesced it and restores it, and a CXL Reset leaves PCI
+        // configuration alone.  Only a system or bus reset runs vfio-pci's
+        // own sequence around it (interrupts off, BARs cleared), as
+        // vfio-pci's reset does.
+        let quiesce = kind == ResetKind::SystemOrBus;
         // SAFETY: the device is realized; errp comes from with_errp.
         let ok = unsafe {
             util::Error::with_errp(|errp| {
-                bindings::vfio_cxl_reset_host(self.vdev.as_ptr(), keep_command, errp)
+                bindings::vfio_cxl_reset_host(self.vdev.as_ptr(), quiesce, errp)
             })
         }
         .map_err(|e| io::Error::other(e.to_string()))?;
