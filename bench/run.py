@@ -8,8 +8,10 @@ targets of issue 13 checked.
       through the vfio-cxl window over the same guest's RAM, steady state
       and first touch, under TCG (Linux guest) and KVM (bare-metal guest,
       if a KVM guest runs here); the device memory as the simulator makes
-      it (a memfd) and as a file on a huge-page tmpfs; and over QEMU's
-      cxl-type3 memory behind the same kind of window
+      it (of hugetlb pages: as root the run grows the host's pool for it
+      and gives the pages back at the end; else a memfd) and as a file on
+      a huge-page tmpfs; and over QEMU's cxl-type3 memory behind the same
+      kind of window
   P2  a trapped HDM decoder register read over a config read that
       vfio-pci emulates (BAR 0), on the same device, guest-timed
   P3  start-up to the first QMP answer: how much it grows from 1 GiB to
@@ -53,16 +55,46 @@ def host_pages():
             f'hugetlb pool: {huge_pool_bytes() >> 20} MiB free')
 
 
-def huge_pool_bytes():
-    """Free bytes in the host's default hugetlb pool: the simulator makes
-    device memory of it when it covers all of it."""
+def meminfo():
     info = {}
     with open('/proc/meminfo') as f:
         for line in f:
             k, v = line.split(':', 1)
             info[k] = int(v.split()[0])
+    return info
+
+
+def huge_pool_bytes():
+    """Free bytes in the host's default hugetlb pool: the simulator makes
+    device memory of it when it covers all of it."""
+    info = meminfo()
     free = info.get('HugePages_Free', 0) - info.get('HugePages_Rsvd', 0)
     return max(free, 0) * info.get('Hugepagesize', 0) * 1024
+
+
+NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages'
+
+
+def grow_huge_pool(need):
+    """As root, grows the default hugetlb pool until @need bytes of it are
+    free, as a host with the kernel series backs its CXL region with 2 MiB
+    and 1 GiB pages; returns the pool size to give back afterwards (None
+    when nothing changed)."""
+    short = need - huge_pool_bytes()
+    page = meminfo().get('Hugepagesize', 0) * 1024
+    if short <= 0 or os.geteuid() != 0 or not page:
+        return None
+    with open(NR_HUGEPAGES) as f:
+        before = int(f.read())
+    with open(NR_HUGEPAGES, 'w') as f:
+        f.write(str(before + -(-short // page)))
+    return before
+
+
+def restore_huge_pool(before):
+    if before is not None:
+        with open(NR_HUGEPAGES, 'w') as f:
+            f.write(str(before))
 
 
 def p1_figures(accel, backing, per_boot):
@@ -125,6 +157,17 @@ def main():
     print(f'accelerators: tcg (Linux guest {os.path.basename(a.kernel)})'
           + (', kvm (bare-metal guest, ring 3)' if kvm_ok
              else f'; kvm did not run: {kvm_why}'))
+    pool_before = grow_huge_pool(memory.REGION)
+    try:
+        run(a, guests, huge_ok, pool_before)
+    finally:
+        restore_huge_pool(pool_before)
+
+
+def run(a, guests, huge_ok, pool_before):
+    if pool_before is not None:
+        print(f'hugetlb pool grown from {pool_before} pages for the run '
+              f'(given back at the end)')
     print(host_pages())
     memfd = 'memfd, hugetlb' if huge_pool_bytes() >= memory.REGION else 'memfd'
     backings = [memfd] + (['huge tmpfs'] if huge_ok else [])

@@ -6,7 +6,7 @@
 //! The simulator itself uses `pread`/`pwrite`; the client gets the
 //! descriptor and may `mmap` it, so both sides see the same pages.
 //! Sizing uses `ftruncate` only: no page is touched until somebody
-//! accesses it.
+//! accesses it, except in a store of huge pages (below).
 //!
 //! An anonymous store is made of the host's default huge pages
 //! (`MFD_HUGETLB`) when its size is a multiple of them and the host's
@@ -16,6 +16,10 @@
 //! allows them for the client's mapping (QEMU asks for them on every
 //! `RAMBlock`).  hugetlbfs takes no `write(2)`: the simulator writes such a
 //! store through a mapping of its own, kept while the store is shown.
+//! Its pages, reserved from the pool anyway, are all allocated up front
+//! and again after they were cleared: device memory is there from
+//! power-on, and the kernel's fault handler only maps it, so a client's
+//! first touch must cost a mapping, not an allocation and a 2 MiB clear.
 //!
 //! A store can be hidden from the client ([`Backing::hide`]): its data
 //! moves to a private memfd and the shared file is truncated to 0, so that
@@ -87,6 +91,7 @@ impl Backing {
         file.set_len(size).ok()?;
         // Mapping it reserves the pages: the pool may have changed since.
         let mapped = Mapped::new(&file, size).ok()?;
+        populate(&file, 0, size).ok()?;
         Some(Self {
             file,
             size,
@@ -198,6 +203,7 @@ impl Backing {
         self.file.set_len(self.size)?;
         if self.huge {
             let mapped = Mapped::new(&self.file, self.size)?;
+            populate(&self.file, 0, self.size)?;
             copy_extents(&aside, self.size, |at, buf| {
                 mapped.write(at, buf);
                 Ok(())
@@ -219,7 +225,9 @@ impl Backing {
             offset as i64,
             len as i64,
         );
-        if punched.is_err() {
+        if punched.is_ok() && self.huge && self.aside.is_none() {
+            populate(&self.file, offset, len)?;
+        } else if punched.is_err() {
             // Filesystems without hole punching: write zeroes instead.
             let zeroes = vec![0u8; 64 * 1024];
             let mut pos = offset;
@@ -256,6 +264,14 @@ fn free_huge_pages() -> Option<(u64, u64)> {
 struct Mapped {
     ptr: NonNull<u8>,
     len: usize,
+}
+
+/// Allocates the pages of `[offset, offset + len)` of `file`.
+fn populate(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let at = i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let n = i64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    nix::fcntl::fallocate(file, nix::fcntl::FallocateFlags::empty(), at, n)?;
+    Ok(())
 }
 
 impl Mapped {
@@ -344,6 +360,27 @@ mod tests {
 
     /// Not a multiple of any huge page size: a memfd whatever the host.
     const SHMEM_SIZE: u64 = (1 << 30) - 4096;
+
+    /// Needs two free pages in the host's hugetlb pool (none by default).
+    #[test]
+    fn huge_store_is_allocated_up_front_and_after_a_clear() {
+        let Some((_, page)) = free_huge_pages().filter(|&(f, p)| f >= 2 && p > 0) else {
+            eprintln!("skipped: the host's hugetlb pool has fewer than 2 free pages");
+            return;
+        };
+        let mut b = Backing::anonymous("t", 2 * page).unwrap();
+        assert!(b.is_huge());
+        assert_eq!(b.allocated_bytes().unwrap(), 2 * page);
+        b.write(page + 8, &[7; 4]).unwrap();
+        b.clear(page, page).unwrap();
+        assert_eq!(b.allocated_bytes().unwrap(), 2 * page);
+        let mut r = [1u8; 4];
+        b.read(page + 8, &mut r).unwrap();
+        assert_eq!(r, [0; 4]);
+        b.hide().unwrap();
+        b.show().unwrap();
+        assert_eq!(b.allocated_bytes().unwrap(), 2 * page);
+    }
 
     #[test]
     fn anonymous_is_sparse_and_bounded() {
