@@ -24,6 +24,7 @@ pub mod decoder;
 pub mod guest_view;
 pub mod host;
 pub mod kernel;
+pub mod kvm;
 pub mod layout;
 pub mod pci;
 pub mod posting;

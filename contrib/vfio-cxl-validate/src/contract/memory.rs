@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 
 //! The memory region: flags and size, v4's gating on Memory Space
-//! Enable, mmap round trips at 4 KiB and 2 MiB, access at any size, and
-//! (kernel VFIO, v4) its DMABUF export.
+//! Enable, mmap round trips at 4 KiB and 2 MiB, access at any size,
+//! (kernel VFIO, v4) its DMABUF export, and (kernel VFIO, arm64) whether
+//! KVM can map it cacheable into a guest.
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -25,6 +26,11 @@ pub fn run(s: &mut Suite<'_>, f: &Found) {
     memory_mmap(s, f, "memory_mmap_2m", 2 * MIB);
     memory_rw_any_size(s, f);
     dma_buf_export(s, f);
+    let transport = s.host.transport();
+    s.record(
+        "kvm_cacheable_memory",
+        crate::kvm::judge(std::env::consts::ARCH, transport, crate::kvm::probe),
+    );
 }
 
 /// Sets or clears the function's Memory Space Enable.
