@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Build the cxl_type2 module for Debian kernel KVER (e.g. 7.2.13+deb14-amd64)
 # into OUTDIR.
 #
@@ -19,7 +20,7 @@ kver=$1
 out=$2
 chroot_dir="$VFIO_CXL_CACHE/sid-chroot"
 log="$VFIO_CXL_CACHE/sid-chroot.log"
-src=(cxl_type2.c Kbuild)
+src=(cxl_type2.c cxl_core.h Kbuild)
 # apt inside the chroot: a mirror snapshot's unstable Release file may be
 # past its Valid-Until date.
 apt_in=(apt-get -o Acquire::Check-Valid-Until=false -qq)
