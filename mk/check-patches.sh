@@ -62,7 +62,8 @@ git -C "$tree" clean -q -ffdx -e /subprojects/
 # The simulator for the qtests comes from $CARGO_TARGET_DIR, as in make
 # check, which has built it already on CI.
 export QEMU_SRC="$tree" QEMU_BUILD="$build" VFIO_CXL_TARGETS=x86_64 VFIO_CXL_PATCHED_TREE=1
-# meson takes the compiler from PATH when configuring: ccache's links.
+# The build runs the compiler as `cc` from PATH: ccache's links put
+# ccache in front (mk/build.sh's own builds do not use it).
 [ -d /usr/lib/ccache ] && export PATH="/usr/lib/ccache:$PATH"
 export GIT_COMMITTER_NAME="vfio-cxl check" GIT_COMMITTER_EMAIL="check@example.com"
 

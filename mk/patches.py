@@ -306,8 +306,8 @@ The series:
 * Patch {model} adds cxl-model, the QEMU-independent core in safe Rust;
   patch {device}, the device crate, adds both crates to the build.
 * Patch {qtest} adds the qtest, patch {functional} the functional test.
-* Patches {devel_docs}-{docs} add the documentation, last and in one
-  piece: it describes the device, its tests and the fixes together.
+* Patches {devel_docs}-{docs} add the documentation, last and in one piece: it
+  describes the device, its tests and the fixes together.
 
 Testing.  No CXL Type-2 hardware, and no host with the kernel series,
 was available: vfio-cxl with a kernel host has never run.  Everything
@@ -320,8 +320,10 @@ series, see below):
   each posting, on host bridges with and without HDM decoders;
 * the simulator against stock vfio-user-pci, a hostile simulator, and
   libvirt domains from the documented examples;
-* every patch of the series builds (x86_64-softmmu, --enable-rust), and
-  checkpatch.pl reports no error on any of them.
+* the series bisects: every patch compiles (x86_64-softmmu,
+  --enable-rust) and links (from patch {glue} on in the quick check, at
+  every patch in the full one), and checkpatch.pl reports no error on
+  any of them.
 
 Building.  Patch {model} needs one crate QEMU does not use yet,
 vfio-bindings 0.7.0 (Apache-2.0 OR BSD-3-Clause): a tree with QEMU's own
