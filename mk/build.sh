@@ -6,9 +6,12 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
 "$PROJECT_ROOT/mk/tools.sh"
-"$PROJECT_ROOT/mk/qemu-source.sh"
+# A tree the patch series made (mk/check-patches.sh) has our files in it
+# already and needs only the crate subprojects.
+[ "${VFIO_CXL_PATCHED_TREE:-}" = 1 ] || "$PROJECT_ROOT/mk/qemu-source.sh"
 "$PROJECT_ROOT/mk/vendor-crates.sh"
-python3 "$PROJECT_ROOT/mk/overlay.py" "$PROJECT_ROOT" "$QEMU_SRC"
+[ "${VFIO_CXL_PATCHED_TREE:-}" = 1 ] ||
+    python3 "$PROJECT_ROOT/mk/overlay.py" "$PROJECT_ROOT" "$QEMU_SRC"
 
 binaries=() softmmu=()
 for t in $VFIO_CXL_TARGETS; do
@@ -39,6 +42,8 @@ if [ ! -f "$QEMU_BUILD/build.ninja" ] ||
         { tail -n 30 "$QEMU_BUILD/configure.log"; die "configure failed (log: $QEMU_BUILD/configure.log)"; }
     echo "${configure_args[*]}" > "$stamp"
 fi
+# mk/check-patches.sh configures here and builds only what it needs.
+[ "${VFIO_CXL_CONFIGURE_ONLY:-}" = 1 ] && exit 0
 
 say "Building ${binaries[*]} (the first build takes several minutes)"
 ninja -C "$QEMU_BUILD" "${binaries[@]}" "$@"

@@ -30,6 +30,9 @@ step() {    # name command...
 bash mk/tools.sh || die "installing the tools failed"
 
 step "docs (rST, libvirt XML)" bash mk/check-docs.sh
+# Every overlay file in one patch of the QEMU series (make check-patches
+# builds the series itself).
+step "patch series plan" python3 mk/test_patches.py
 step "rustfmt (workspace)" cargo fmt --all --check
 step "clippy (workspace)" cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo test (workspace)" cargo test --workspace --quiet

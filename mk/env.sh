@@ -7,7 +7,8 @@ QEMU_DEB_VERSION="1:10.2.2+ds-1"
 QEMU_UPSTREAM_VERSION="10.2.2"
 # No '+' or other regex metacharacters in this path: QEMU passes source
 # paths to bindgen's --allowlist-file, which treats them as regexes.
-QEMU_SRC="$VFIO_CXL_CACHE/qemu-$QEMU_UPSTREAM_VERSION"
+# mk/check-patches.sh sets it to a tree the patch series made.
+: "${QEMU_SRC:=$VFIO_CXL_CACHE/qemu-$QEMU_UPSTREAM_VERSION}"
 : "${QEMU_BUILD:=$VFIO_CXL_CACHE/build}"
 TOOLS_VENV="$VFIO_CXL_CACHE/venv"
 # The QEMU targets the build makes, each with the device: x86_64 (q35) and

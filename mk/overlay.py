@@ -244,6 +244,18 @@ def write_if_changed(path, text):
     return True
 
 
+def overlay_files(project):
+    """The paths, relative to the project, of every file of ours that goes
+    into QEMU's tree (mk/patches.py places each in one patch)."""
+    files = []
+    for root in OVERLAY_ROOTS:
+        for dirpath, dirnames, filenames in os.walk(os.path.join(project, root)):
+            dirnames[:] = [d for d in dirnames if d not in ("target", "fuzz", "__pycache__")]
+            files.extend(os.path.relpath(os.path.join(dirpath, name), project)
+                         for name in filenames)
+    return sorted(files)
+
+
 def link_overlay(project, qemu):
     old = set()
     manifest = os.path.join(qemu, MANIFEST)
@@ -251,22 +263,18 @@ def link_overlay(project, qemu):
         with open(manifest) as f:
             old = set(f.read().split())
     new = set()
-    for root in OVERLAY_ROOTS:
-        for dirpath, dirnames, filenames in os.walk(os.path.join(project, root)):
-            dirnames[:] = [d for d in dirnames if d not in ("target", "fuzz", "__pycache__")]
-            for name in filenames:
-                src = os.path.join(dirpath, name)
-                rel = os.path.relpath(src, project)
-                dst = os.path.join(qemu, rel)
-                if os.path.lexists(dst) and not os.path.islink(dst):
-                    raise SystemExit(f"overlay: {rel} exists upstream; an overlay "
-                                     "file must not replace an upstream file")
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                if not (os.path.islink(dst) and os.readlink(dst) == src):
-                    if os.path.lexists(dst):
-                        os.unlink(dst)
-                    os.symlink(src, dst)
-                new.add(rel)
+    for rel in overlay_files(project):
+        src = os.path.join(project, rel)
+        dst = os.path.join(qemu, rel)
+        if os.path.lexists(dst) and not os.path.islink(dst):
+            raise SystemExit(f"overlay: {rel} exists upstream; an overlay "
+                             "file must not replace an upstream file")
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if not (os.path.islink(dst) and os.readlink(dst) == src):
+            if os.path.lexists(dst):
+                os.unlink(dst)
+            os.symlink(src, dst)
+        new.add(rel)
     for rel in old - new:
         dst = os.path.join(qemu, rel)
         if os.path.islink(dst):

@@ -100,8 +100,10 @@
 #define MAX_PAGES           8
 
 static int errors;
-/* Prefix of every key of the device being reported: "" for a single
- * device, "dev<N>." for each of several. */
+/*
+ * Prefix of every key of the device being reported: "" for a single
+ * device, "dev<N>." for each of several.
+ */
 static char dev_prefix[16];
 
 /* ------------------------------------------------------------------ */
@@ -162,10 +164,10 @@ static int read_hex(const char *path, unsigned long *v)
 {
     char buf[64];
 
-    if (read_text(path, buf, sizeof(buf)) < 0) {
+    *v = 0;
+    if (read_text(path, buf, sizeof(buf)) < 0 || sscanf(buf, "%lx", v) != 1) {
         return -1;
     }
-    *v = strtoul(buf, NULL, 16);
     return 0;
 }
 
@@ -340,8 +342,10 @@ static void try_dvsec_writes(const Dvsec *d)
 
 #define MAX_DEVICES         8
 
-/* Whether PCI device @name is ours: the simulator's IDs, or class 0x12
- * with a CXL Device DVSEC; reports its IDs. */
+/*
+ * Whether PCI device @name is ours: the simulator's IDs, or class 0x12
+ * with a CXL Device DVSEC; reports its IDs.
+ */
 static int is_accelerator(const char *name)
 {
     static uint8_t cfg[CFG_SIZE];
@@ -365,8 +369,10 @@ static int is_accelerator(const char *name)
     return read_config(cfg, "probe.") == 0 && find_dvsec(cfg, DVSEC_DEVICE);
 }
 
-/* The accelerators' PCI names, in address order; how many (0 after a
- * fail()). */
+/*
+ * The accelerators' PCI names, in address order; how many (0 after a
+ * fail()).
+ */
 static int find_devices(char names[][256])
 {
     struct dirent **e;
@@ -435,21 +441,23 @@ static void report_device(void)
 /* Component registers                                                  */
 /* ------------------------------------------------------------------ */
 
-static volatile uint8_t *bar;
+static volatile uint8_t *bar; /* MMIO */
 static size_t bar_len;
 static uint64_t block_off;
-/* The component block rd() and wr() access: the device's or the host
- * bridge's. */
+/*
+ * The component block rd() and wr() access: the device's or the host
+ * bridge's.
+ */
 static volatile uint8_t *regs;
 
 static uint32_t rd(uint64_t off)
 {
-    return *(volatile uint32_t *)(regs + off);
+    return *(volatile uint32_t *)(regs + off); /* MMIO */
 }
 
 static void wr(uint64_t off, uint32_t v)
 {
-    *(volatile uint32_t *)(regs + off) = v;
+    *(volatile uint32_t *)(regs + off) = v; /* MMIO */
 }
 
 /* Maps the BAR that holds the component block; -1 on error. */
@@ -568,8 +576,10 @@ static void read_decoder(uint64_t hdm, unsigned which, Decoder *d)
     d->dword5 = rd(at + HDM_TARGET_LO);
 }
 
-/* The capability's header, and decoder 0 (an endpoint's) or every decoder
- * (a host bridge's) as hdm.d<n>.*; @d: decoder 0. */
+/*
+ * The capability's header, and decoder 0 (an endpoint's) or every decoder
+ * (a host bridge's) as hdm.d<n>.*; @d: decoder 0.
+ */
 static void report_decoder(uint64_t hdm, const char *prefix, Decoder *d,
                            int host_bridge)
 {
@@ -743,7 +753,7 @@ static int mem_io(uint64_t base, uint64_t off, uint8_t *buf, int write,
     const char *what = driver_mem[0] ? driver_mem : "/dev/mem";
     uint64_t at = driver_mem[0] ? off : base + off;
     int fd = open(what, O_RDWR | O_SYNC);
-    volatile uint8_t *p;
+    volatile uint8_t *p; /* device memory: no access elided or merged */
     ssize_t n;
     unsigned i;
 
@@ -770,9 +780,9 @@ static int mem_io(uint64_t base, uint64_t off, uint8_t *buf, int write,
     }
     for (i = 0; i < PAGE; i += 8) {
         if (write) {
-            *(volatile uint64_t *)(p + i) = *(uint64_t *)(buf + i);
+            *(volatile uint64_t *)(p + i) = *(uint64_t *)(buf + i); /* MMIO */
         } else {
-            *(uint64_t *)(buf + i) = *(volatile uint64_t *)(p + i);
+            *(uint64_t *)(buf + i) = *(volatile uint64_t *)(p + i); /* MMIO */
         }
     }
     munmap((void *)p, PAGE);
@@ -804,7 +814,7 @@ static void mem_page(uint64_t base, uint64_t off, uint64_t seed, int write,
     for (i = 0; i < PAGE / 8; i++) {
         bad += w[i] != pattern_word(seed, off + 8 * i);
     }
-    put(prefix, key, "0x%016" PRIx64, fnv1a((volatile uint8_t *)w, PAGE));
+    put(prefix, key, "0x%016" PRIx64, fnv1a((const uint8_t *)w, PAGE));
     snprintf(key, sizeof(key), "%s.mismatched_words", name);
     put(prefix, key, "%u", bad);
 }
@@ -876,7 +886,7 @@ static uint64_t le64(const uint8_t *p)
     return le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
-static volatile uint8_t *hb_regs;
+static volatile uint8_t *hb_regs; /* MMIO */
 static uint64_t hb_hdm;
 
 /*
@@ -972,7 +982,7 @@ static void report_host_bridge(uint64_t base)
 /* The host bridge's HDM decoders, if it has any (else: passthrough). */
 static void report_host_bridge_decoder(const char *prefix)
 {
-    volatile uint8_t *saved = regs;
+    volatile uint8_t *saved = regs; /* MMIO */
     char p[32];
     Decoder d;
 
@@ -1053,7 +1063,8 @@ static void report_dmesg(void)
     char *buf, *line, *save;
     int n = 0;
 
-    if (len <= 0 || !(buf = malloc(len + 1))) {
+    buf = len > 0 ? malloc(len + 1) : NULL;
+    if (!buf) {
         fail("", "dmesg", "klogctl: %s", strerror(errno));
         return;
     }
@@ -1084,12 +1095,14 @@ static unsigned pause_s = 2;
 static void parse_option(const char *arg)
 {
     if (!strncmp(arg, "vfio_cxl_host=", 14)) {
-        char *end;
+        long long off = 0;
+        int len = 64;
 
-        host_off = strtoull(arg + 14, &end, 0);
-        host_len = *end == ',' ? strtoul(end + 1, NULL, 0) : 64;
+        sscanf(arg + 14, "%lli,%i", &off, &len);
+        host_off = off;
+        host_len = len;
     } else if (!strncmp(arg, "vfio_cxl_pause=", 15)) {
-        pause_s = strtoul(arg + 15, NULL, 0);
+        sscanf(arg + 15, "%u", &pause_s);
     }
 }
 
@@ -1272,9 +1285,11 @@ static void report_accelerator(uint64_t seed, Accelerator *a)
     }
 
     /* Component block and HDM decoder 0. */
-    if (a->have_dvsec && map_component_block(cfg) == 0 &&
-        !(a->hdm = find_hdm(""))) {
-        fail("", "hdm", "no HDM decoder capability (ID %u)", CAP_ID_HDM);
+    if (a->have_dvsec && map_component_block(cfg) == 0) {
+        a->hdm = find_hdm("");
+        if (!a->hdm) {
+            fail("", "hdm", "no HDM decoder capability (ID %u)", CAP_ID_HDM);
+        }
     }
     if (a->hdm) {
         have_hdm = 1;
@@ -1318,8 +1333,10 @@ static void report_accelerator(uint64_t seed, Accelerator *a)
     }
 }
 
-/* An FLR and a CXL Reset of the selected device, each followed by
- * everything again. */
+/*
+ * An FLR and a CXL Reset of the selected device, each followed by
+ * everything again.
+ */
 static void reset_accelerator(const Accelerator *a)
 {
     char path[600];

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What booting a Linux guest with vfio-user-cxl needs, shared by the
 functional test (x86_64/test_vfio_cxl.py) and the README's demo
 (mk/demo.py): the QEMU arguments, the report's format, and the checks of

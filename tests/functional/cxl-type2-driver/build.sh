@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Build the cxl_type2 module for Debian kernel KVER (e.g. 7.2.13+deb14-amd64)
 # into OUTDIR.
 #
@@ -19,7 +20,7 @@ kver=$1
 out=$2
 chroot_dir="$VFIO_CXL_CACHE/sid-chroot"
 log="$VFIO_CXL_CACHE/sid-chroot.log"
-src=(cxl_type2.c Kbuild)
+src=(cxl_type2.c cxl_core.h Kbuild)
 # apt inside the chroot: a mirror snapshot's unstable Release file may be
 # past its Valid-Until date.
 apt_in=(apt-get -o Acquire::Check-Valid-Until=false -qq)
@@ -30,7 +31,8 @@ ensure_debs guest-driver debootstrap
 mirror="$(debian_mirror)"
 
 if [ ! -f "$chroot_dir/.complete" ]; then
-    [ -n "$mirror" ] || die "no Debian mirror in /etc/apt/sources.list{,.d} for debootstrap"
+    [ -n "$mirror" ] ||
+        die "no Debian mirror in /etc/apt/sources.list{,.d} for debootstrap"
     say "Making a Debian unstable chroot for the guest driver (debootstrap, $mirror)"
     rm -rf "$chroot_dir"
     debootstrap --variant=minbase sid "$chroot_dir" "$mirror" > "$log" 2>&1 ||
@@ -48,11 +50,14 @@ if [ ! -f "$chroot_dir$headers/Makefile" ]; then
     { chroot "$chroot_dir" "${apt_in[@]}" update &&
       chroot "$chroot_dir" env DEBIAN_FRONTEND=noninteractive "${apt_in[@]}" install -y \
           --no-install-recommends "linux-headers-$kver" gcc make; } >> "$log" 2>&1 ||
-        { tail -n 10 "$log"; die "installing linux-headers-$kver in $chroot_dir failed (log: $log)"; }
+        { tail -n 10 "$log"
+          die "installing linux-headers-$kver in $chroot_dir failed (log: $log)"; }
 fi
 
-key="$( (cd "$HERE" && sha256sum "${src[@]}"); cat "$chroot_dir$headers/Module.symvers" | sha256sum)"
-if [ -f "$out/cxl_type2.ko" ] && [ "$(cat "$out/cxl_type2.ko.stamp" 2>/dev/null)" = "$key" ]; then
+key="$( (cd "$HERE" && sha256sum "${src[@]}")
+        sha256sum < "$chroot_dir$headers/Module.symvers")"
+if [ -f "$out/cxl_type2.ko" ] &&
+   [ "$(cat "$out/cxl_type2.ko.stamp" 2>/dev/null)" = "$key" ]; then
     exit 0
 fi
 say "Building cxl_type2.ko against linux-headers-$kver (in the chroot)"
@@ -60,7 +65,8 @@ work="$chroot_dir/tmp/cxl-type2-driver"
 rm -rf "$work"
 mkdir -p "$work" "$out"
 (cd "$HERE" && cp "${src[@]}" "$work/")
-chroot "$chroot_dir" make -C "$headers" M=/tmp/cxl-type2-driver modules > "$work.log" 2>&1 ||
+chroot "$chroot_dir" make -C "$headers" M=/tmp/cxl-type2-driver modules \
+    > "$work.log" 2>&1 ||
     { cat "$work.log"; die "building cxl_type2.ko for $kver failed"; }
 # Warnings fail the build: the module is small enough to have none.
 if grep -q 'warning:' "$work.log"; then
