@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build qemu-system-x86_64 and qemu-system-aarch64 with Rust and the vfio-cxl overlay, from nothing
-# or incrementally: install tools, fetch QEMU's source, supply the crate
-# subprojects, lay the overlay in, configure once, then ninja.
+# Build qemu-system-x86_64 and qemu-system-aarch64 with Rust and the
+# vfio-cxl overlay, from nothing or incrementally: install tools, fetch
+# QEMU's source, supply the crate subprojects, lay the overlay in,
+# configure once, then ninja.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 

@@ -285,6 +285,10 @@ that a Linux guest's CXL core finds a region it can use.
     -device cxl-rp,id=rp0,bus=cxl.1,chassis=0,slot=0,port=0
     -device vfio-cxl,host=0000:3b:00.0,bus=rp0
 
+It runs on x86_64's q35 and arm64's virt machines, the two with CXL;
+machine-specific addresses (windows, host bridge registers) come from
+the machine's CXL state, never from q35's layout.
+
 The host side is the Linux series "vfio/pci: Add CXL Type-2 device
 passthrough support", which is not in mainline.  Its user interface
 changed between postings; the device works with v2 (April 2026), v3
@@ -315,9 +319,11 @@ ran against a simulated accelerator, a vfio-user server that presents
 what each posting of the kernel series presents (it is not part of this
 series, see below):
 
-* the qtest, for each of v2, v3 and v4, also under ASan and UBSan;
+* the qtest, for each of v2, v3 and v4, on q35 and virt, also under
+  ASan and UBSan (q35);
 * the functional test: Debian's Linux 6.1 and 7.2 guests under TCG, for
-  each posting, on host bridges with and without HDM decoders;
+  each posting, on host bridges with and without HDM decoders, on q35
+  and (booted through UEFI firmware) on virt;
 * the simulator against stock vfio-user-pci, a hostile simulator, and
   libvirt domains from the documented examples;
 * the series bisects: every patch compiles (x86_64-softmmu,
