@@ -53,10 +53,10 @@ build_simulator() {
     [ -x "$SIM" ] || die "no simulator at $SIM"
 }
 
-# Check that QEMU is built and wait for a running ninja (it may be
-# relinking it); sets QEMU_BIN to the binary.
-need_built_qemu() {
-    QEMU_BIN="$QEMU_BUILD/qemu-system-x86_64"
+# Check that QEMU is built for TARGET (default x86_64) and wait for a
+# running ninja (it may be relinking it); sets QEMU_BIN to the binary.
+need_built_qemu() {    # [TARGET]
+    QEMU_BIN="$QEMU_BUILD/qemu-system-${1:-x86_64}"
     [ -x "$QEMU_BIN" ] || die "no QEMU at $QEMU_BIN: run mk/build.sh first"
     # Only a ninja in this build directory can relink it.
     if pgrep -f "ninja -C $QEMU_BUILD( |$)" >/dev/null; then
