@@ -41,8 +41,10 @@ SPDX-License-Identifier: GPL-2.0-or-later
 
 import logging
 import os
+import queue
 import re
 import sys
+import threading
 import time
 import unittest
 from types import SimpleNamespace
@@ -118,14 +120,35 @@ class VfioCxlGuestTest(GuestReportChecks, QemuSystemTest):
     def hmp(self, command):
         return self.vm.cmd('human-monitor-command', command_line=command)
 
+    def launch(self):
+        """Launches the VM and reads its console from then on, in a thread,
+        into self.console_lines (None once it closes): a QMP command must
+        never wait for a guest that waits for the console to be read.
+        virt's PL011 holds the BQL while a write waits for its chardev, so
+        a guest printing its report while the test waits for QMP would
+        hang both (q35's UART does not wait)."""
+        self.vm.launch()
+        self.console_lines = queue.Queue()
+        console = self.vm.console_file
+
+        def read():
+            try:
+                for raw in iter(console.readline, b''):
+                    line = raw.decode(errors='replace').rstrip('\r\n')
+                    logging.getLogger('console').debug(line)
+                    self.console_lines.put(line)
+            except (OSError, ValueError):
+                pass    # closed when the VM shut down
+            self.console_lines.put(None)
+        threading.Thread(target=read, daemon=True).start()
+
     def console_line(self, timeout):
-        self.vm.console_socket.settimeout(timeout)
-        raw = self.vm.console_file.readline()
-        if not raw:
-            return None
-        line = raw.decode(errors='replace').rstrip('\r\n')
-        logging.getLogger('console').debug(line)
-        return line
+        """The next console line, None when the console closed, '' when
+        none came in @timeout s (read_report's deadline then fails)."""
+        try:
+            return self.console_lines.get(timeout=timeout)
+        except queue.Empty:
+            return ''
 
     # ------------------------------------------------------------------
     # The test
@@ -168,7 +191,7 @@ class VfioCxlGuestTest(GuestReportChecks, QemuSystemTest):
         self.vm.add_args(*qemu_args(accel, self.sim.sock, kernel, initrd,
                                     hb_hdm, self.target, self.scratch_file()))
         t0 = time.monotonic()
-        self.vm.launch()
+        self.launch()
         if self.sim.clears_memory:
             # The resets at open and at machine start (done once QMP
             # answers) cleared device memory: the host writes now, long
@@ -212,7 +235,7 @@ class VfioCxlGuestTest(GuestReportChecks, QemuSystemTest):
             accel, {a.id: a.sim.sock for a in accels}, kernel, initrd,
             self.target, self.scratch_file()))
         t0 = time.monotonic()
-        self.vm.launch()
+        self.launch()
         # Each device is where the placement rule puts it (the lowest free
         # aligned range of its window, in command-line order), and its
         # cxl-status says so.
