@@ -14,13 +14,14 @@
 # each with vmlinuz, initramfs.cpio.gz (busybox, the CXL modules, /init,
 # /bin/vfio-cxl-guest) and kernel-version ("<package> <uname -r>").
 #
-# An arm64 guest is cross-built on the host: Debian's arm64 packages come
-# through a private apt state for that architecture (the host's dpkg
-# architectures are never changed), the check program is built with
-# Debian's cross compiler (gcc-aarch64-linux-gnu), our driver with the
-# cross compiler and linux-kbuild of the unstable chroot against the
-# arm64 headers package, and the firmware that boots the guest comes from
-# Debian's qemu-efi-aarch64 (/usr/share/AAVMF), installed on the host.
+# An arm64 guest is cross-built: Debian's arm64 packages come through a
+# private apt state for that architecture (the host's dpkg architectures
+# are never changed); the check program and our driver are built in the
+# unstable chroot of mk/sid-chroot.sh with its gcc-aarch64-linux-gnu (not
+# the host's: bookworm's conflicts with gcc-multilib, which the host may
+# need), the driver against the arm64 headers package; and the firmware
+# that boots the guest comes from Debian's qemu-efi-aarch64
+# (/usr/share/AAVMF), installed on the host.
 #
 # Everything comes from Debian packages fetched with apt-get download and
 # unpacked with dpkg -x (nothing is installed on the host except, when
@@ -72,9 +73,10 @@ declare -A DRIVERS=([6.1]="" [7.2]="cxl_type2")
 
 # Per architecture: where its guests go (the kernels, unpacked under
 # $GUEST/kernels/, carry the architecture in their package names), the C
-# compiler and Debian packages for the check program, and the kernel
-# options the guest needs beside the common ones (its console UART, how
-# PCI configuration space is reached under ACPI).
+# compiler for the check program (a cross compiler runs in the chroot),
+# the host's Debian packages, and the kernel options the guest needs
+# beside the common ones (its console UART, how PCI configuration space
+# is reached under ACPI).
 case "$ARCH" in
     amd64)
         OUT_ROOT="$GUEST"
@@ -85,7 +87,7 @@ case "$ARCH" in
     arm64)
         OUT_ROOT="$GUEST/arm64"
         CC=aarch64-linux-gnu-gcc
-        TOOL_DEBS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-efi-aarch64)
+        TOOL_DEBS=(qemu-efi-aarch64)
         ARCH_CONFIG=(CONFIG_SERIAL_AMBA_PL011_CONSOLE CONFIG_ACPI_MCFG CONFIG_EFI_STUB)
         ;;
     *) die "unknown architecture '$ARCH' (known: amd64, arm64)" ;;
@@ -396,10 +398,29 @@ poweroff -f
 [ -f "$GUEST_SRC" ] || die "missing $GUEST_SRC"
 CFLAGS=(-static -O2 -Wall -Wextra)
 bin="$OUT_ROOT/vfio-cxl-guest"
-prog_key="$(sha256sum "$GUEST_SRC" | cut -c1-64) ${CFLAGS[*]} $CC $("$CC" -dumpfullversion)"
+# The compiler runs on the host or, for another architecture, in the
+# chroot, on a copy of the source in its /tmp.
+if [ "$ARCH" = "$HOST_ARCH" ]; then
+    run_cc() { "$CC" "$@"; }
+    src="$GUEST_SRC" out="$bin.new"
+else
+    source "$PROJECT_ROOT/mk/sid-chroot.sh"
+    sid_chroot "the $ARCH check program"
+    chroot "$SID_CHROOT" sh -c "command -v $CC" >/dev/null ||
+        sid_chroot_install "the $ARCH cross compiler" "gcc-${CC%-gcc}" "libc6-dev-$ARCH-cross"
+    run_cc() { chroot "$SID_CHROOT" "$CC" "$@"; }
+    src="/tmp/vfio-cxl-guest-$ARCH/$(basename "$GUEST_SRC")" out="/tmp/vfio-cxl-guest-$ARCH/out"
+fi
+prog_key="$(sha256sum "$GUEST_SRC" | cut -c1-64) ${CFLAGS[*]} $CC $(run_cc -dumpfullversion)"
 if [ ! -x "$bin" ] || [ "$(cat "$bin.stamp" 2>/dev/null)" != "$prog_key" ]; then
     say "Compiling $(basename "$GUEST_SRC") ($CC ${CFLAGS[*]})"
-    "$CC" "${CFLAGS[@]}" -o "$bin.new" "$GUEST_SRC" || die "compiling $GUEST_SRC failed"
+    if [ "$ARCH" != "$HOST_ARCH" ]; then
+        rm -rf "$SID_CHROOT$(dirname "$src")"
+        mkdir -p "$SID_CHROOT$(dirname "$src")"
+        cp "$GUEST_SRC" "$SID_CHROOT$src"
+    fi
+    run_cc "${CFLAGS[@]}" -o "$out" "$src" || die "compiling $GUEST_SRC failed"
+    [ "$ARCH" = "$HOST_ARCH" ] || { mv "$SID_CHROOT$out" "$bin.new"; rm -rf "$SID_CHROOT$(dirname "$src")"; }
     mv "$bin.new" "$bin"
     echo "$prog_key" > "$bin.stamp"
 fi

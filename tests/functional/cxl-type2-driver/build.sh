@@ -8,8 +8,7 @@
 #
 # Debian's linux-headers-KVER need a newer C library and compiler than the
 # host may have (7.2's kbuild tools do not run on bookworm), so the module
-# is built in a Debian unstable chroot made by debootstrap from the host's
-# Debian mirror and cached in $VFIO_CXL_CACHE/sid-chroot.  Only Debian
+# is built in the Debian unstable chroot of mk/sid-chroot.sh.  Only Debian
 # packages go into it (linux-headers-KVER, gcc, make); nothing else is
 # downloaded.  Rebuilt only when the source or the headers change.
 #
@@ -17,50 +16,25 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 source "$HERE/../../../mk/env.sh"
+source "$HERE/../../../mk/sid-chroot.sh"
 
 [ $# -eq 2 ] || [ $# -eq 3 ] || die "usage: $0 KVER OUTDIR [HEADERS_DEB]"
 kver=$1
 out=$2
 headers_deb=${3:-}
-chroot_dir="$VFIO_CXL_CACHE/sid-chroot"
-log="$VFIO_CXL_CACHE/sid-chroot.log"
+chroot_dir="$SID_CHROOT"
 src=(cxl_type2.c Kbuild)
-# apt inside the chroot: a mirror snapshot's unstable Release file may be
-# past its Valid-Until date.
-apt_in=(apt-get -o Acquire::Check-Valid-Until=false -qq)
 
-[ "$(id -u)" = 0 ] || die "building the guest driver needs root (debootstrap, chroot)"
-ensure_debs guest-driver debootstrap
-
-mirror="$(debian_mirror)"
-
-if [ ! -f "$chroot_dir/.complete" ]; then
-    [ -n "$mirror" ] || die "no Debian mirror in /etc/apt/sources.list{,.d} for debootstrap"
-    say "Making a Debian unstable chroot for the guest driver (debootstrap, $mirror)"
-    rm -rf "$chroot_dir"
-    debootstrap --variant=minbase sid "$chroot_dir" "$mirror" > "$log" 2>&1 ||
-        { tail -n 10 "$log"; die "debootstrap sid $chroot_dir failed (log: $log)"; }
-    touch "$chroot_dir/.complete"
-fi
+sid_chroot "the guest driver"
 
 # /proc is needed by objtool; unmounted however this script ends.
 mount -t proc proc "$chroot_dir/proc"
 trap 'umount "$chroot_dir/proc"' EXIT
 
-chroot_install() {    # WHAT PACKAGE...
-    local what=$1
-    shift
-    say "Installing $what in the chroot"
-    { chroot "$chroot_dir" "${apt_in[@]}" update &&
-      chroot "$chroot_dir" env DEBIAN_FRONTEND=noninteractive "${apt_in[@]}" install -y \
-          --no-install-recommends "$@"; } >> "$log" 2>&1 ||
-        { tail -n 10 "$log"; die "installing $* in $chroot_dir failed (log: $log)"; }
-}
-
 headers="/usr/src/linux-headers-$kver"
 if [ -z "$headers_deb" ]; then
     [ -f "$chroot_dir$headers/Makefile" ] ||
-        chroot_install "linux-headers-$kver, gcc and make" "linux-headers-$kver" gcc make
+        sid_chroot_install "linux-headers-$kver, gcc and make" "linux-headers-$kver" gcc make
 elif [ "$(cat "$chroot_dir$headers/.from-deb" 2>/dev/null)" != "$(basename "$headers_deb")" ]; then
     # The headers package's dependencies for the build host: the common
     # headers (all architectures), kbuild (the host's build of the
@@ -78,7 +52,7 @@ elif [ "$(cat "$chroot_dir$headers/.from-deb" 2>/dev/null)" != "$(basename "$hea
     [ -f "$tmp$headers/.kernelvariables" ] || die "$headers_deb has no $headers/.kernelvariables"
     triplet="$(sed -n 's/^override CROSS_COMPILE = \(.*\)-$/\1/p' "$tmp$headers/.kernelvariables")"
     [ -n "$triplet" ] || die "$headers/.kernelvariables names no CROSS_COMPILE"
-    chroot_install "$common, $kbuild, gcc-$gcc_n-$triplet and make" \
+    sid_chroot_install "$common, $kbuild, gcc-$gcc_n-$triplet and make" \
         "$common" "$kbuild" "gcc-$gcc_n-$triplet" make
     mv "$tmp$headers" "$chroot_dir$headers"
     rm -rf "$tmp"
