@@ -2,7 +2,9 @@
 """The README's demo: a Linux guest uses a CXL Type-2 accelerator passed
 through by vfio-user-cxl from the simulator, and we say what it saw.
 
-Usage: mk/demo.py QEMU SIMULATOR KERNEL INITRD   (mk/demo.sh finds them)
+Usage: mk/demo.py QEMU SIMULATOR KERNEL INITRD [TARGET]
+       (mk/demo.sh finds them; TARGET: x86_64, the default, boots q35,
+       aarch64 virt with its UEFI firmware)
 """
 
 import os
@@ -19,9 +21,10 @@ import vfio_cxl_boot as boot  # noqa: E402
 BOOT_TIMEOUT = 420
 
 
-def boot_guest(qemu, args):
-    """Runs QEMU, showing progress, and returns the guest's report."""
-    proc = subprocess.Popen([qemu, '-machine', 'q35', '-display', 'none',
+def boot_guest(qemu, machine, args):
+    """Runs QEMU on @machine, showing progress, and returns the guest's
+    report."""
+    proc = subprocess.Popen([qemu, '-machine', machine, '-display', 'none',
                              '-serial', 'stdio', *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     sel = selectors.DefaultSelector()
@@ -71,6 +74,7 @@ def boot_guest(qemu, args):
 
 def main():
     qemu, sim, kernel, initrd = sys.argv[1:5]
+    target = boot.TARGETS[sys.argv[5] if len(sys.argv) > 5 else 'x86_64']
     results = []
 
     def check(ok, text):
@@ -97,10 +101,11 @@ def main():
                 package = f.read().split()[0]
         except OSError:
             package = os.path.basename(kernel)
-        print(f'booting {package} under TCG with -device vfio-user-cxl ...',
-              flush=True)
-        args = boot.qemu_args('tcg', sock, kernel, initrd)
-        r, booted, elapsed = boot_guest(qemu, args)
+        print(f'booting {package} on {target.machine} under TCG with '
+              f'-device vfio-user-cxl ...', flush=True)
+        args = boot.qemu_args('tcg', sock, kernel, initrd, target=target,
+                              directory=tmp)
+        r, booted, elapsed = boot_guest(qemu, target.machine, args)
         stats = boot.sim_control(ctl, 'stats')
         with open(mem, 'rb') as f:
             def device_memory(off, length):

@@ -3,6 +3,10 @@
 # simulator, a Debian-kernel guest image), start the simulated CXL Type-2
 # accelerator, boot a Linux guest with it under TCG, and print what the
 # guest saw.  Everything is stopped at the end.
+#
+# Environment: VFIO_CXL_DEMO_KERNEL=7.2 boots Linux 7.2 (default 6.1);
+# VFIO_CXL_DEMO_TARGET=aarch64 boots an arm64 guest on virt, with UEFI
+# firmware from Debian's qemu-efi-aarch64 (default x86_64, q35).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -12,11 +16,16 @@ bash "$PROJECT_ROOT/mk/build.sh"
 # warm, both report after about 7 s under TCG.  VFIO_CXL_DEMO_KERNEL=7.2
 # boots 7.2, whose Type-2 driver then gets a region from its CXL core.
 series="${VFIO_CXL_DEMO_KERNEL:-6.1}"
-bash "$PROJECT_ROOT/mk/guest-image.sh" "$series"
+target="${VFIO_CXL_DEMO_TARGET:-x86_64}"
+case "$target" in
+    x86_64) arch=amd64 guest="$VFIO_CXL_CACHE/guest/linux-$series" ;;
+    aarch64) arch=arm64 guest="$VFIO_CXL_CACHE/guest/arm64/linux-$series" ;;
+    *) die "VFIO_CXL_DEMO_TARGET=$target: the demo runs on x86_64 or aarch64" ;;
+esac
+bash "$PROJECT_ROOT/mk/guest-image.sh" --arch "$arch" "$series"
 build_simulator
-need_built_qemu
+need_built_qemu "$target"
 
 say "Demo"
 python3 "$PROJECT_ROOT/mk/demo.py" "$QEMU_BIN" "$SIM" \
-    "$VFIO_CXL_CACHE/guest/linux-$series/vmlinuz" \
-    "$VFIO_CXL_CACHE/guest/linux-$series/initramfs.cpio.gz"
+    "$guest/vmlinuz" "$guest/initramfs.cpio.gz" "$target"

@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
 # Build the Linux guests that the functional test and the demo boot, one
-# per kernel series (default: all of them):
+# per kernel series (default: all of them) and architecture (default
+# amd64, for q35; arm64 for virt):
 #
 #   $VFIO_CXL_CACHE/guest/linux-6.1/   Debian bookworm's kernel 6.1
 #   $VFIO_CXL_CACHE/guest/linux-7.2/   Debian unstable's kernel 7.2 and our
 #                                      Type-2 driver (tests/functional/
 #                                      cxl-type2-driver), built against its
 #                                      headers
+#   $VFIO_CXL_CACHE/guest/arm64/linux-6.1/, .../arm64/linux-7.2/
+#                                      the same for arm64
 #
 # each with vmlinuz, initramfs.cpio.gz (busybox, the CXL modules, /init,
 # /bin/vfio-cxl-guest) and kernel-version ("<package> <uname -r>").
+#
+# An arm64 guest is cross-built: Debian's arm64 packages come through a
+# private apt state for that architecture (the host's dpkg architectures
+# are never changed); the check program and our driver are built in the
+# unstable chroot of mk/sid-chroot.sh with its gcc-aarch64-linux-gnu (not
+# the host's: bookworm's conflicts with gcc-multilib, which the host may
+# need), the driver against the arm64 headers package; and the firmware
+# that boots the guest comes from Debian's qemu-efi-aarch64
+# (/usr/share/AAVMF), installed on the host.
 #
 # Everything comes from Debian packages fetched with apt-get download and
 # unpacked with dpkg -x (nothing is installed on the host except, when
@@ -29,7 +41,8 @@
 # command line vfio_cxl_run=report, what the functional test does) or
 # starts a shell on the console (the demo).
 #
-# Usage: mk/guest-image.sh [SERIES...]      SERIES: 6.1, 7.2
+# Usage: mk/guest-image.sh [--arch ARCH] [SERIES...]
+#        ARCH: amd64 (default), arm64; SERIES: 6.1, 7.2
 # Environment: VFIO_CXL_GUEST_KERNEL_<SERIES>=linux-image-... (dots as
 # underscores, e.g. VFIO_CXL_GUEST_KERNEL_6_1) pins a kernel package
 # instead of the newest of that series apt knows.
@@ -39,6 +52,13 @@ SELF="$PROJECT_ROOT/mk/guest-image.sh"
 
 GUEST="$VFIO_CXL_CACHE/guest"
 DEBS="$GUEST/debs"
+ARCH=amd64
+if [ "${1:-}" = --arch ]; then
+    [ $# -ge 2 ] || die "--arch needs an architecture (amd64, arm64)"
+    ARCH=$2
+    shift 2
+fi
+HOST_ARCH="$(dpkg --print-architecture)"
 GUEST_SRC="$PROJECT_ROOT/tests/functional/vfio-cxl-guest.c"
 DRIVER_BUILD="$PROJECT_ROOT/tests/functional/cxl-type2-driver/build.sh"
 ALL_SERIES=(6.1 7.2)
@@ -51,7 +71,30 @@ declare -A CXL_MODULES=([6.1]="cxl_core cxl_port cxl_acpi cxl_pci cxl_mem"
                         [7.2]="cxl_core cxl_port cxl_acpi cxl_pci cxl_mem")
 declare -A DRIVERS=([6.1]="" [7.2]="cxl_type2")
 
-mkdir -p "$GUEST" "$DEBS"
+# Per architecture: where its guests go (the kernels, unpacked under
+# $GUEST/kernels/, carry the architecture in their package names), the C
+# compiler for the check program (a cross compiler runs in the chroot),
+# the host's Debian packages, and the kernel options the guest needs
+# beside the common ones (its console UART, how PCI configuration space
+# is reached under ACPI).
+case "$ARCH" in
+    amd64)
+        OUT_ROOT="$GUEST"
+        CC=gcc
+        TOOL_DEBS=(gcc libc6-dev)
+        ARCH_CONFIG=(CONFIG_SERIAL_8250_CONSOLE CONFIG_PCI_MMCONFIG)
+        ;;
+    arm64)
+        OUT_ROOT="$GUEST/arm64"
+        CC=aarch64-linux-gnu-gcc
+        TOOL_DEBS=(qemu-efi-aarch64)
+        ARCH_CONFIG=(CONFIG_SERIAL_AMBA_PL011_CONSOLE CONFIG_ACPI_MCFG CONFIG_EFI_STUB)
+        ;;
+    *) die "unknown architecture '$ARCH' (known: amd64, arm64)" ;;
+esac
+[ "$HOST_ARCH" = amd64 ] || die "the guests are built on an amd64 host, this one is $HOST_ARCH"
+
+mkdir -p "$GUEST" "$DEBS" "$OUT_ROOT"
 cd "$GUEST"
 
 # --------------------------------------------------------------------------
@@ -60,26 +103,34 @@ cd "$GUEST"
 for tool in apt-get apt-cache dpkg dpkg-deb gzip; do
     command -v "$tool" >/dev/null || die "$tool is missing: this script needs a Debian host"
 done
-# cpio packs the initramfs; gcc and libc6-dev's libc.a build the static
+# cpio packs the initramfs; the compiler and its libc.a build the static
 # check program; xz unpacks 7.x's modules.
-ensure_debs guest cpio gcc libc6-dev xz-utils
+ensure_debs "guest-$ARCH" cpio xz-utils "${TOOL_DEBS[@]}"
 
 # --------------------------------------------------------------------------
 # apt: the host's own sources, or a private state for another suite
 # --------------------------------------------------------------------------
 # apt_opts SUITE: fills APT_OPTS with the options that make apt-get and
-# apt-cache use SUITE.  The host's suites (or "") need none; another one gets a
-# private source list and state under $VFIO_CXL_CACHE/apt-SUITE, updated
-# once per run.  (Unstable's Release file may be past its Valid-Until
-# date on a mirror snapshot, hence Check-Valid-Until=false there.)
+# apt-cache use SUITE for $ARCH.  The host's suites (or "") on the host's
+# architecture need none; another suite gets a private source list and
+# state under $VFIO_CXL_CACHE/apt-SUITE, another architecture one under
+# apt-SUITE-ARCH (that architecture only; suite "" is then bookworm, the
+# host's), each updated once per run.  (Unstable's Release file may be
+# past its Valid-Until date on a mirror snapshot, hence
+# Check-Valid-Until=false there.)
 declare -A APT_UPDATED=()
 apt_opts() {
     local suite=$1 dir mirror
     APT_OPTS=()
-    [ -n "$suite" ] || return 0
-    grep -rqsE "^(Suites:.*[[:space:]]|deb .*[[:space:]])$suite([[:space:]]|$)" \
-        /etc/apt/sources.list /etc/apt/sources.list.d/ && return 0
-    dir="$VFIO_CXL_CACHE/apt-$suite"
+    if [ "$ARCH" = "$HOST_ARCH" ]; then
+        [ -n "$suite" ] || return 0
+        grep -rqsE "^(Suites:.*[[:space:]]|deb .*[[:space:]])$suite([[:space:]]|$)" \
+            /etc/apt/sources.list /etc/apt/sources.list.d/ && return 0
+        dir="$VFIO_CXL_CACHE/apt-$suite"
+    else
+        suite="${suite:-bookworm}"
+        dir="$VFIO_CXL_CACHE/apt-$suite-$ARCH"
+    fi
     mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
     APT_OPTS=(-o "Dir::Etc::SourceList=/dev/null"
               -o "Dir::Etc::SourceParts=/dev/null"
@@ -88,7 +139,9 @@ apt_opts() {
               -o "Dir::State::status=/dev/null"
               -o "Dir::Cache=$dir/cache"
               -o "Acquire::Check-Valid-Until=false")
-    [ -n "${APT_UPDATED[$suite]:-}" ] && return 0
+    [ "$ARCH" = "$HOST_ARCH" ] ||
+        APT_OPTS+=(-o "APT::Architecture=$ARCH" -o "APT::Architectures=$ARCH")
+    [ -n "${APT_UPDATED[$dir]:-}" ] && return 0
     mirror="$(debian_mirror)"
     [ -n "$mirror" ] ||
         die "no Debian mirror in /etc/apt/sources.list{,.d}: cannot derive a '$suite' source"
@@ -97,7 +150,7 @@ apt_opts() {
     say "Updating the package index of '$suite' (private apt state in $dir)" >&2
     apt-get "${APT_OPTS[@]}" -o APT::Sandbox::User=root -qq update > "$dir/update.log" 2>&1 ||
         { tail -n 5 "$dir/update.log"; die "apt-get update of '$suite' from $mirror failed"; }
-    APT_UPDATED[$suite]=1
+    APT_UPDATED[$dir]=1
 }
 
 apt_download() {    # SUITE PACKAGE...
@@ -111,7 +164,7 @@ apt_download() {    # SUITE PACKAGE...
 }
 
 # --------------------------------------------------------------------------
-# Kernel: the newest linux-image-SERIES.*-amd64 that apt can actually fetch
+# Kernel: the newest linux-image-SERIES.*-ARCH that apt can actually fetch
 # --------------------------------------------------------------------------
 # kernel_candidates SERIES: package names, newest first, then kernels an
 # earlier run unpacked (the fallback when apt has nothing).
@@ -122,12 +175,12 @@ kernel_candidates() {
         echo "${!pin}"
         return 0
     fi
-    # 6.1.0-31-amd64 (bookworm) or 7.2.13+deb14-amd64 (unstable).
-    re="^linux-image-${series//./\\.}\\.[0-9]+(-[0-9]+|\\+deb[0-9]+)-amd64\$"
+    # 6.1.0-31-amd64 (bookworm) or 7.2.13+deb14-arm64 (unstable).
+    re="^linux-image-${series//./\\.}\\.[0-9]+(-[0-9]+|\\+deb[0-9]+)-$ARCH\$"
     apt_opts "${SUITE[$series]}"
     apt-cache "${APT_OPTS[@]}" search --names-only "$re" | awk '{print $1}' |
         grep -E "$re" | sort -rV || true
-    for d in "$GUEST"/kernels/linux-image-"$series".*; do
+    for d in "$GUEST"/kernels/linux-image-"$series".*-"$ARCH"; do
         [ -f "$d/.complete" ] && basename "$d"
     done
     return 0
@@ -238,7 +291,7 @@ kernel_for() {
     local -a candidates
     mapfile -t candidates < <(kernel_candidates "$series")
     [ ${#candidates[@]} -gt 0 ] ||
-        die "apt knows no linux-image-$series.*-amd64 package in '${SUITE[$series]}' (and none was unpacked before)"
+        die "apt knows no linux-image-$series.*-$ARCH package in '${SUITE[$series]}' (and none was unpacked before)"
     KPKG=""
     for pkg in "${candidates[@]}"; do
         KDIR="$GUEST/kernels/$pkg"
@@ -255,13 +308,13 @@ kernel_for() {
 # --------------------------------------------------------------------------
 # busybox (static)
 # --------------------------------------------------------------------------
-BB_DIR="$GUEST/busybox"
+BB_DIR="$OUT_ROOT/busybox"
 if [ ! -x "$BB_DIR/busybox" ]; then
     say "Fetching busybox-static (apt-get download)"
     rm -f "$DEBS"/busybox-static_*.deb
     apt_download "" busybox-static >"$GUEST/apt-download.log" 2>&1 ||
         { tail -n 5 "$GUEST/apt-download.log"; die "apt-get download busybox-static failed"; }
-    tmp="$GUEST/.busybox-unpack"
+    tmp="$OUT_ROOT/.busybox-unpack"
     rm -rf "$tmp"
     dpkg -x "$DEBS"/busybox-static_*.deb "$tmp"
     mkdir -p "$BB_DIR"
@@ -344,11 +397,30 @@ poweroff -f
 # --------------------------------------------------------------------------
 [ -f "$GUEST_SRC" ] || die "missing $GUEST_SRC"
 CFLAGS=(-static -O2 -Wall -Wextra)
-bin="$GUEST/vfio-cxl-guest"
-prog_key="$(sha256sum "$GUEST_SRC" | cut -c1-64) ${CFLAGS[*]} $(gcc -dumpfullversion)"
+bin="$OUT_ROOT/vfio-cxl-guest"
+# The compiler runs on the host or, for another architecture, in the
+# chroot, on a copy of the source in its /tmp.
+if [ "$ARCH" = "$HOST_ARCH" ]; then
+    run_cc() { "$CC" "$@"; }
+    src="$GUEST_SRC" out="$bin.new"
+else
+    source "$PROJECT_ROOT/mk/sid-chroot.sh"
+    sid_chroot "the $ARCH check program"
+    chroot "$SID_CHROOT" sh -c "command -v $CC" >/dev/null ||
+        sid_chroot_install "the $ARCH cross compiler" "gcc-${CC%-gcc}" "libc6-dev-$ARCH-cross"
+    run_cc() { chroot "$SID_CHROOT" "$CC" "$@"; }
+    src="/tmp/vfio-cxl-guest-$ARCH/$(basename "$GUEST_SRC")" out="/tmp/vfio-cxl-guest-$ARCH/out"
+fi
+prog_key="$(sha256sum "$GUEST_SRC" | cut -c1-64) ${CFLAGS[*]} $CC $(run_cc -dumpfullversion)"
 if [ ! -x "$bin" ] || [ "$(cat "$bin.stamp" 2>/dev/null)" != "$prog_key" ]; then
-    say "Compiling $(basename "$GUEST_SRC") (gcc ${CFLAGS[*]})"
-    gcc "${CFLAGS[@]}" -o "$bin.new" "$GUEST_SRC" || die "compiling $GUEST_SRC failed"
+    say "Compiling $(basename "$GUEST_SRC") ($CC ${CFLAGS[*]})"
+    if [ "$ARCH" != "$HOST_ARCH" ]; then
+        rm -rf "$SID_CHROOT$(dirname "$src")"
+        mkdir -p "$SID_CHROOT$(dirname "$src")"
+        cp "$GUEST_SRC" "$SID_CHROOT$src"
+    fi
+    run_cc "${CFLAGS[@]}" -o "$out" "$src" || die "compiling $GUEST_SRC failed"
+    [ "$ARCH" = "$HOST_ARCH" ] || { mv "$SID_CHROOT$out" "$bin.new"; rm -rf "$SID_CHROOT$(dirname "$src")"; }
     mv "$bin.new" "$bin"
     echo "$prog_key" > "$bin.stamp"
 fi
@@ -357,23 +429,38 @@ fi
 # One guest per series: kernel, driver modules, initramfs
 # --------------------------------------------------------------------------
 build_image() {
-    local series=$1 out="$GUEST/linux-$1" kver drv initrd initrd_key root name
+    local series=$1 out="$OUT_ROOT/linux-$1" kver drv initrd initrd_key root name
     kernel_for "$series"
     kver="$(cat "$KDIR/version")"
     say "Linux $series: $KPKG ($kver)"
     echo "  CXL modules built in: $(tr '\n' ' ' < "$KDIR/builtin")"
     echo "  modules to load:      $(tr '\n' ' ' < "$KDIR/load-order")"
-    for opt in CONFIG_BLK_DEV_INITRD CONFIG_RD_GZIP CONFIG_DEVTMPFS CONFIG_SERIAL_8250_CONSOLE \
-               CONFIG_DEVMEM CONFIG_PCI_MMCONFIG CONFIG_ACPI; do
+    for opt in CONFIG_BLK_DEV_INITRD CONFIG_RD_GZIP CONFIG_DEVTMPFS CONFIG_DEVMEM CONFIG_ACPI \
+               "${ARCH_CONFIG[@]}"; do
         grep -q "^$opt=y" "$KDIR/config" || die "$KPKG lacks $opt=y, which the guest needs"
     done
 
-    # Our driver modules, built against this kernel's Debian headers.
+    # Our driver modules, built against this kernel's Debian headers (for
+    # another architecture than the host's: its headers package, fetched
+    # once and kept beside the kernel, which the driver build unpacks).
     drv="$KDIR/drivers"
     mkdir -p "$drv" "$out"
     : > "$out/driver-order.new"
+    local -a headers=()
+    if [ -n "${DRIVERS[$series]}" ] && [ "$ARCH" != "$HOST_ARCH" ]; then
+        headers=("$(ls "$KDIR"/linux-headers-"$kver"_*.deb 2>/dev/null | head -n 1 || true)")
+        if [ -z "${headers[0]}" ]; then
+            say "Fetching linux-headers-$kver (apt-get download, suite ${SUITE[$series]})"
+            rm -f "$DEBS"/linux-headers-"$kver"_*.deb
+            apt_download "${SUITE[$series]}" "linux-headers-$kver" > "$GUEST/apt-download.log" 2>&1 ||
+                { tail -n 5 "$GUEST/apt-download.log"; die "apt-get download linux-headers-$kver failed"; }
+            mv "$DEBS"/linux-headers-"$kver"_*.deb "$KDIR/"
+            headers=("$(ls "$KDIR"/linux-headers-"$kver"_*.deb | head -n 1)")
+        fi
+    fi
     for name in ${DRIVERS[$series]}; do
-        "$DRIVER_BUILD" "$kver" "$drv" || die "building the $name module for $kver failed"
+        "$DRIVER_BUILD" "$kver" "$drv" "${headers[@]}" ||
+            die "building the $name module for $kver failed"
         [ -f "$drv/$name.ko" ] || die "$DRIVER_BUILD left no $drv/$name.ko"
         echo "$name" >> "$out/driver-order.new"
     done
@@ -435,4 +522,4 @@ for series in "${series_list[@]}"; do
     [ -n "${SUITE[$series]:-}" ] || die "unknown kernel series '$series' (known: ${ALL_SERIES[*]})"
     build_image "$series"
 done
-say "Guest images ready: ${series_list[*]}"
+say "Guest images ready ($ARCH): ${series_list[*]}"

@@ -92,6 +92,13 @@ EDITS = {
     "tests/functional/x86_64/meson.build": [replace_once(
         "  'vfio_user_client',\n",
         "  'vfio_user_client',\n  'vfio_cxl',\n")],
+    # Its guests boot under TCG with UEFI firmware, nine of them: longer
+    # than meson's default of 90 s for a functional test.
+    "tests/functional/aarch64/meson.build": [replace_once(
+        "  'virt' : 360,\n",
+        "  'vfio_cxl' : 600,\n  'virt' : 360,\n"), replace_once(
+        "  'tuxrun',\n",
+        "  'tuxrun',\n  'vfio_cxl',\n")],
     "tests/qtest/meson.build": [replace_once(
         "qtests_x86_64 = qtests_i386\n",
         "qtests_x86_64 = qtests_i386 + \\\n"

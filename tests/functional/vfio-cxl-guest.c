@@ -492,13 +492,17 @@ static int map_component_block(const uint8_t *cfg)
     put("", "regloc.bar", "%u", bir);
     put("", "regloc.offset", "0x%" PRIx64, block_off);
 
-    /* The BAR must decode: enable the device if firmware did not. */
+    /*
+     * The BAR must decode: enable the device if firmware did not (what
+     * the guest did, reported apart from the pci.* state that the resets
+     * must keep).
+     */
     if (!(le16(cfg + CFG_COMMAND) & CMD_MEMORY)) {
         snprintf(path, sizeof(path), "%s/enable", dev_path);
         if (write_text(path, "1") < 0) {
-            fail("", "pci.enable", "%s: %s", path, strerror(errno));
+            fail("", "bar.enable", "%s: %s", path, strerror(errno));
         } else {
-            put("", "pci.enable", "done");
+            put("", "bar.enable", "done");
         }
     }
 
@@ -1280,7 +1284,6 @@ static void report_accelerator(uint64_t seed, Accelerator *a)
     /* Config space and the DVSEC. */
     if (read_config(cfg, "") == 0 && report_dvsec(cfg, "", &a->dv) == 0) {
         a->have_dvsec = 1;
-        put("", "pci.command", "0x%04x", le16(cfg + CFG_COMMAND));
         try_dvsec_writes(&a->dv);
     }
 
@@ -1295,6 +1298,14 @@ static void report_accelerator(uint64_t seed, Accelerator *a)
         have_hdm = 1;
         report_decoder(a->hdm, "", &dec, 0);
         try_decoder_writes(a->hdm, &dec);
+    }
+    /*
+     * The Command register once the BAR decodes, which the resets must
+     * keep: q35's SeaBIOS enables the device, virt's UEFI firmware leaves
+     * that to the OS, so map_component_block() may have enabled it.
+     */
+    if (a->have_dvsec && read_config(cfg, "") == 0) {
+        put("", "pci.command", "0x%04x", le16(cfg + CFG_COMMAND));
     }
     report_root_port();
 

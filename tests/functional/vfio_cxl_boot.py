@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """What booting a Linux guest with vfio-user-cxl needs, shared by the
-functional test (x86_64/test_vfio_cxl.py) and the README's demo
-(mk/demo.py): the QEMU arguments, the report's format, and the checks of
-guest data against device memory."""
+functional tests (x86_64/ and aarch64/test_vfio_cxl.py) and the README's
+demo (mk/demo.py): the QEMU arguments for each target, the report's
+format, and the checks of guest data against device memory."""
 
 import json
 import os
 from collections import namedtuple
+import shutil
 import socket
 import subprocess
 import time
@@ -56,13 +57,58 @@ KERNELS = {'6.1': False, '7.2': True}
 BOOTED_PREFIX = 'vfio-cxl-guest: Linux '
 
 
-def guest_image(series):
-    """The guest kernel and initramfs of Linux @series (mk/guest-image.sh),
-    under VFIO_CXL_GUEST_DIR, else $VFIO_CXL_CACHE/guest."""
+class Target(namedtuple('Target', 'machine cpu console guest_dir firmware')):
+    """What a QEMU target's guest needs: the machine type (the caller
+    selects it, with -machine or the test framework's set_machine), the
+    CPU model for TCG (None: the machine's default), the console the kernel
+    writes to, where mk/guest-image.sh puts its guests (a subdirectory of
+    the guest directory, '' for amd64's) and its UEFI firmware (None, or
+    the code and the variable store template)."""
+
+    def missing(self):
+        """Why this target's guests cannot boot here, or None."""
+        for path in self.firmware or ():
+            if not os.path.isfile(path):
+                return f'no firmware at {path}: install Debian\'s ' \
+                    f'qemu-efi-aarch64 (mk/guest-image.sh --arch arm64 does)'
+        return None
+
+    def boot_args(self, directory):
+        """The CPU and firmware arguments; the firmware's variable store is
+        a writable copy in @directory, one per boot."""
+        args = ['-cpu', self.cpu] if self.cpu else []
+        if self.firmware:
+            code, template = self.firmware
+            store = os.path.join(directory, 'efivars.fd')
+            shutil.copyfile(template, store)
+            args += ['-drive', f'if=pflash,format=raw,readonly=on,file={code}',
+                     '-drive', f'if=pflash,format=raw,file={store}']
+        return args
+
+
+# q35 boots the kernel with SeaBIOS.  virt describes CXL (the CEDT) only
+# in ACPI, which a guest sees only when UEFI firmware boots it: AAVMF from
+# Debian's qemu-efi-aarch64, which loads -kernel and -initrd through
+# fw_cfg.  cortex-a57 boots these guests as fast as max (with
+# pauth-impdef=on or not) under TCG, or faster, and emulates less.
+AAVMF = '/usr/share/AAVMF'
+TARGETS = {
+    'x86_64': Target('q35', None, 'ttyS0', '', None),
+    'aarch64': Target('virt', 'cortex-a57', 'ttyAMA0', 'arm64',
+                      (f'{AAVMF}/AAVMF_CODE.fd', f'{AAVMF}/AAVMF_VARS.fd')),
+}
+X86_64 = TARGETS['x86_64']
+
+
+def guest_image(series, target=X86_64):
+    """The guest kernel and initramfs of Linux @series for @target
+    (mk/guest-image.sh), under VFIO_CXL_GUEST_DIR, else
+    $VFIO_CXL_CACHE/guest."""
     cache = os.environ.get('VFIO_CXL_CACHE') or \
         os.path.expanduser('~/.cache/vfio-cxl')
     guest = os.path.join(os.environ.get('VFIO_CXL_GUEST_DIR') or
-                         os.path.join(cache, 'guest'), f'linux-{series}')
+                         os.path.join(cache, 'guest'), target.guest_dir,
+                         f'linux-{series}')
     return (os.path.join(guest, 'vmlinuz'),
             os.path.join(guest, 'initramfs.cpio.gz'))
 
@@ -191,38 +237,45 @@ def device_arg(dev_id, bus, sock):
                                                           'path': sock}})]
 
 
-def machine_args(accel, windows):
-    """A CXL machine with @windows, [(host bridge id, size)], as CXL fixed
-    memory windows 0, 1, ... (all in one -M: QEMU refuses them split)."""
+def machine_args(accel, windows, target=X86_64, directory=None):
+    """A CXL machine of @target with @windows, [(host bridge id, size)], as
+    CXL fixed memory windows 0, 1, ... (all in one -M: QEMU refuses them
+    split); @directory holds what the boot writes (the firmware's
+    variable store), if @target has firmware."""
     fmw = ','.join(f'cxl-fmw.{n}.targets.0={hb},cxl-fmw.{n}.size={size // MiB}M'
                    for n, (hb, size) in enumerate(windows))
     return ['-nodefaults', '-accel', accel, '-m', '512', '-smp', '1',
-            '-no-reboot', '-M', 'cxl=on', '-M', fmw]
+            '-no-reboot', '-M', 'cxl=on', '-M', fmw] + \
+        target.boot_args(directory)
 
 
-def report_boot_args(kernel, initrd):
-    """Boot @kernel to the guest program's report."""
+def report_boot_args(kernel, initrd, target=X86_64):
+    """Boot @kernel to the guest program's report, on @target's console."""
     return ['-kernel', kernel, '-initrd', initrd,
-            '-append', f'console=ttyS0 iomem=relaxed panic=-1 '
+            '-append', f'console={target.console} iomem=relaxed panic=-1 '
                        f'vfio_cxl_run=report '
                        f'vfio_cxl_host={HOST_OFF:#x},{HOST_LEN}']
 
 
-def qemu_args(accel, sock, kernel, initrd, hb_hdm=True):
-    """QEMU arguments for q35 with one pxb-cxl, one cxl-rp, one 4 GiB CXL
-    fixed memory window and vfio-user-cxl at @sock, booting @kernel in
-    report mode.  @hb_hdm: the host bridge has HDM decoders (pxb-cxl
+def qemu_args(accel, sock, kernel, initrd, hb_hdm=True, target=X86_64,
+              directory=None):
+    """QEMU arguments for @target's machine (q35 or virt) with one pxb-cxl,
+    one cxl-rp, one 4 GiB CXL fixed memory window and vfio-user-cxl at
+    @sock, booting @kernel in report mode (@directory: see
+    machine_args()).  @hb_hdm: the host bridge has HDM decoders (pxb-cxl
     hdm_for_passthrough=on, the documented topology: Linux 7.x assembles a
     region only below a committed host-bridge decoder), else it decodes in
     passthrough mode.  The machine type and the console are the caller's."""
-    return machine_args(accel, [('cxl.1', WINDOW_SIZE)]) + [
+    return machine_args(accel, [('cxl.1', WINDOW_SIZE)], target,
+                        directory) + [
         '-device', 'pxb-cxl,id=cxl.1,bus=pcie.0,bus_nr=12' +
                    (',hdm_for_passthrough=on' if hb_hdm else ''),
         # With its own decoders, root port 2: a target list of 0 cannot
         # pass by accident.
         '-device', 'cxl-rp,id=rp0,bus=cxl.1,chassis=0,slot=0,'
                    f'port={2 if hb_hdm else 0}',
-    ] + device_arg('acc', 'rp0', sock) + report_boot_args(kernel, initrd)
+    ] + device_arg('acc', 'rp0', sock) + report_boot_args(kernel, initrd,
+                                                          target)
 
 
 # Several accelerators and a cxl-type3 (the functional test's
@@ -245,14 +298,16 @@ TYPE3_WINDOW = 2
 TYPE3_SIZE = 256 * MiB
 
 
-def several_qemu_args(accel, socks, kernel, initrd):
-    """QEMU arguments for the SEVERAL topology, the accelerators served at
-    @socks (by id), booting @kernel in report mode."""
+def several_qemu_args(accel, socks, kernel, initrd, target=X86_64,
+                      directory=None):
+    """QEMU arguments for the SEVERAL topology on @target's machine, the
+    accelerators served at @socks (by id), booting @kernel in report mode
+    (@directory: see machine_args())."""
     bridges = [('cxl.1', 12, ''), ('cxl.2', 40, ',hdm_for_passthrough=on'),
                ('cxl.3', 60, '')]
     ports = [(a.bus, a.host_bridge, a.port) for a in SEVERAL] + \
         [('rp3', 'cxl.3', 0)]
-    args = machine_args(accel, SEVERAL_WINDOWS)
+    args = machine_args(accel, SEVERAL_WINDOWS, target, directory)
     for hb, bus_nr, extra in bridges:
         args += ['-device', f'pxb-cxl,id={hb},bus=pcie.0,bus_nr={bus_nr}'
                             f'{extra}']
@@ -263,7 +318,7 @@ def several_qemu_args(accel, socks, kernel, initrd):
              '-device', 'cxl-type3,id=t3,bus=rp3,volatile-memdev=t3mem']
     for a in SEVERAL:
         args += device_arg(a.id, a.bus, socks[a.id])
-    return args + report_boot_args(kernel, initrd)
+    return args + report_boot_args(kernel, initrd, target)
 
 
 def report_pages(report, prefix='mem'):

@@ -1,61 +1,70 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Build the cxl_type2 module for Debian kernel KVER (e.g. 7.2.13+deb14-amd64)
-# into OUTDIR.
+# into OUTDIR.  For a kernel of another architecture (7.2.13+deb14-arm64)
+# the caller passes its headers package, HEADERS_DEB: it is unpacked with
+# dpkg -x into the chroot, beside what it needs there for this build host
+# (the common headers, linux-kbuild and the cross compiler its
+# .kernelvariables names), and the module is cross-built.
 #
 # Debian's linux-headers-KVER need a newer C library and compiler than the
 # host may have (7.2's kbuild tools do not run on bookworm), so the module
-# is built in a Debian unstable chroot made by debootstrap from the host's
-# Debian mirror and cached in $VFIO_CXL_CACHE/sid-chroot.  Only Debian
+# is built in the Debian unstable chroot of mk/sid-chroot.sh.  Only Debian
 # packages go into it (linux-headers-KVER, gcc, make); nothing else is
 # downloaded.  Rebuilt only when the source or the headers change.
 #
-# Usage: build.sh KVER OUTDIR            (called by mk/guest-image.sh)
+# Usage: build.sh KVER OUTDIR [HEADERS_DEB]     (called by mk/guest-image.sh)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 source "$HERE/../../../mk/env.sh"
+source "$HERE/../../../mk/sid-chroot.sh"
 
-[ $# -eq 2 ] || die "usage: $0 KVER OUTDIR"
+[ $# -eq 2 ] || [ $# -eq 3 ] || die "usage: $0 KVER OUTDIR [HEADERS_DEB]"
 kver=$1
 out=$2
-chroot_dir="$VFIO_CXL_CACHE/sid-chroot"
-log="$VFIO_CXL_CACHE/sid-chroot.log"
+headers_deb=${3:-}
+chroot_dir="$SID_CHROOT"
 src=(cxl_type2.c cxl_core.h Kbuild)
-# apt inside the chroot: a mirror snapshot's unstable Release file may be
-# past its Valid-Until date.
-apt_in=(apt-get -o Acquire::Check-Valid-Until=false -qq)
 
-[ "$(id -u)" = 0 ] || die "building the guest driver needs root (debootstrap, chroot)"
-ensure_debs guest-driver debootstrap
-
-mirror="$(debian_mirror)"
-
-if [ ! -f "$chroot_dir/.complete" ]; then
-    [ -n "$mirror" ] ||
-        die "no Debian mirror in /etc/apt/sources.list{,.d} for debootstrap"
-    say "Making a Debian unstable chroot for the guest driver (debootstrap, $mirror)"
-    rm -rf "$chroot_dir"
-    debootstrap --variant=minbase sid "$chroot_dir" "$mirror" > "$log" 2>&1 ||
-        { tail -n 10 "$log"; die "debootstrap sid $chroot_dir failed (log: $log)"; }
-    touch "$chroot_dir/.complete"
-fi
+sid_chroot "the guest driver"
 
 # /proc is needed by objtool; unmounted however this script ends.
 mount -t proc proc "$chroot_dir/proc"
 trap 'umount "$chroot_dir/proc"' EXIT
 
 headers="/usr/src/linux-headers-$kver"
-if [ ! -f "$chroot_dir$headers/Makefile" ]; then
-    say "Installing linux-headers-$kver, gcc and make in the chroot"
-    { chroot "$chroot_dir" "${apt_in[@]}" update &&
-      chroot "$chroot_dir" env DEBIAN_FRONTEND=noninteractive "${apt_in[@]}" install -y \
-          --no-install-recommends "linux-headers-$kver" gcc make; } >> "$log" 2>&1 ||
-        { tail -n 10 "$log"
-          die "installing linux-headers-$kver in $chroot_dir failed (log: $log)"; }
+if [ -z "$headers_deb" ]; then
+    [ -f "$chroot_dir$headers/Makefile" ] ||
+        sid_chroot_install "linux-headers-$kver, gcc and make" \
+            "linux-headers-$kver" gcc make
+elif [ "$(cat "$chroot_dir$headers/.from-deb" 2>/dev/null)" != \
+       "$(basename "$headers_deb")" ]; then
+    # The headers package's dependencies for the build host: the common
+    # headers (all architectures), kbuild (the host's build of the
+    # scripts) and, for gcc-N-for-host, the cross compiler gcc-N-TRIPLET.
+    deps="$(dpkg-deb -f "$headers_deb" Depends | tr ',' '\n' | awk '{print $1}')"
+    common="$(grep -E '^linux-headers-.*-common$' <<<"$deps")" ||
+        die "$headers_deb depends on no linux-headers-*-common"
+    kbuild="$(grep -E '^linux-kbuild-' <<<"$deps")" ||
+        die "$headers_deb depends on no linux-kbuild-*"
+    gcc_n="$(sed -n 's/^gcc-\([0-9]*\)-for-host$/\1/p' <<<"$deps")"
+    [ -n "$gcc_n" ] || die "$headers_deb depends on no gcc-N-for-host"
+    tmp="$chroot_dir/tmp/headers-unpack"
+    rm -rf "$tmp" "$chroot_dir$headers"
+    dpkg -x "$headers_deb" "$tmp" || die "dpkg -x $headers_deb failed"
+    vars="$tmp$headers/.kernelvariables"
+    [ -f "$vars" ] || die "$headers_deb has no $headers/.kernelvariables"
+    triplet="$(sed -n 's/^override CROSS_COMPILE = \(.*\)-$/\1/p' "$vars")"
+    [ -n "$triplet" ] || die "$headers/.kernelvariables names no CROSS_COMPILE"
+    sid_chroot_install "$common, $kbuild, gcc-$gcc_n-$triplet and make" \
+        "$common" "$kbuild" "gcc-$gcc_n-$triplet" make
+    mv "$tmp$headers" "$chroot_dir$headers"
+    rm -rf "$tmp"
+    basename "$headers_deb" > "$chroot_dir$headers/.from-deb"
 fi
 
 key="$( (cd "$HERE" && sha256sum "${src[@]}")
-        sha256sum < "$chroot_dir$headers/Module.symvers")"
+       sha256sum < "$chroot_dir$headers/Module.symvers")"
 if [ -f "$out/cxl_type2.ko" ] &&
    [ "$(cat "$out/cxl_type2.ko.stamp" 2>/dev/null)" = "$key" ]; then
     exit 0
