@@ -17,11 +17,8 @@ bash "$PROJECT_ROOT/mk/build.sh"
 # boots 7.2, whose Type-2 driver then gets a region from its CXL core.
 series="${VFIO_CXL_DEMO_KERNEL:-6.1}"
 target="${VFIO_CXL_DEMO_TARGET:-x86_64}"
-case "$target" in
-    x86_64) arch=amd64 guest="$VFIO_CXL_CACHE/guest/linux-$series" ;;
-    aarch64) arch=arm64 guest="$VFIO_CXL_CACHE/guest/arm64/linux-$series" ;;
-    *) die "VFIO_CXL_DEMO_TARGET=$target: the demo runs on x86_64 or aarch64" ;;
-esac
+arch=$(guest_arch "$target")
+guest=$(guest_dir "$target" "$series")
 bash "$PROJECT_ROOT/mk/guest-image.sh" --arch "$arch" "$series"
 build_simulator
 need_built_qemu "$target"

@@ -70,6 +70,22 @@ need_built_qemu() {    # [TARGET]
     fi
 }
 
+# The Debian architecture of a QEMU target's Linux guests (what
+# mk/guest-image.sh --arch takes) and the directory they are built in.
+guest_arch() {    # TARGET
+    case "$1" in
+        x86_64) echo amd64 ;;
+        aarch64) echo arm64 ;;
+        *) die "no Linux guest for target '$1' (known: x86_64, aarch64)" ;;
+    esac
+}
+guest_dir() {    # TARGET SERIES
+    case "$(guest_arch "$1")" in
+        amd64) echo "$VFIO_CXL_CACHE/guest/linux-$2" ;;
+        *) echo "$VFIO_CXL_CACHE/guest/$(guest_arch "$1")/linux-$2" ;;
+    esac
+}
+
 # The first Debian mirror the host's apt sources name (empty if none):
 # where packages of a suite the host does not list are derived from.
 debian_mirror() {

@@ -21,14 +21,6 @@ start=$(date +%s)
 # shellcheck disable=SC2206
 targets=(${VFIO_CXL_TARGETS:-x86_64 aarch64})
 
-# The Debian architecture of a target's guests (mk/guest-image.sh --arch).
-guest_arch() {    # TARGET
-    case "$1" in
-        x86_64) echo amd64 ;;
-        aarch64) echo arm64 ;;
-        *) die "no functional test for target '$1' (known: x86_64, aarch64)" ;;
-    esac
-}
 for target in "${targets[@]}"; do
     "$PROJECT_ROOT/mk/guest-image.sh" --arch "$(guest_arch "$target")"
 done

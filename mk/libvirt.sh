@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run the libvirt test (tests/libvirt/test_vfio_cxl_libvirt.py): the
-# documented domain (docs/system/devices/vfio-cxl-libvirt-vfio-user.xml)
-# under a libvirt daemon of the test's own, started by virsh; the guest's
+# Run the libvirt test (tests/libvirt/test_vfio_cxl_libvirt.py) for each
+# target: the documented domain (docs/system/devices/
+# vfio-cxl-libvirt-vfio-user.xml on x86_64 q35, vfio-cxl-libvirt-virt.xml
+# on aarch64 virt) under a libvirt daemon of the test's own; the guest's
 # checks of the functional test; cxl-status, hot-plug and removal through
 # virsh; nothing left after destroy, undefine and the daemon's stop.
 #
@@ -25,16 +26,25 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 ensure_debs libvirt libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients util-linux python3
-"$PROJECT_ROOT/mk/guest-image.sh" 6.1
+# shellcheck disable=SC2206
+targets=($VFIO_CXL_TARGETS)
+for target in "${targets[@]}"; do
+    "$PROJECT_ROOT/mk/guest-image.sh" --arch "$(guest_arch "$target")" 6.1
+done
 build_simulator
-need_built_qemu
 
-say "Running tests/libvirt/test_vfio_cxl_libvirt.py (libvirt $(virsh --version))"
-t0=$(date +%s)
-status=0
-VFIO_CXL_QEMU="$QEMU_BIN" VFIO_CXL_SIM="$SIM" VFIO_CXL_REQUIRE_LIBVIRT=1 \
-    /usr/bin/python3 "$PROJECT_ROOT/tests/libvirt/test_vfio_cxl_libvirt.py" || status=$?
+status=0 times=()
+for target in "${targets[@]}"; do
+    need_built_qemu "$target"
+    say "Running tests/libvirt/test_vfio_cxl_libvirt.py on $target (libvirt $(virsh --version))"
+    t0=$(date +%s)
+    VFIO_CXL_LIBVIRT_TARGET="$target" VFIO_CXL_QEMU="$QEMU_BIN" VFIO_CXL_SIM="$SIM" \
+        VFIO_CXL_REQUIRE_LIBVIRT=1 \
+        /usr/bin/python3 "$PROJECT_ROOT/tests/libvirt/test_vfio_cxl_libvirt.py" ||
+        { status=$?; echo "libvirt test on $target failed (status $status)"; }
+    times+=("$target $(( $(date +%s) - t0 )) s")
+done
 end=$(date +%s)
-echo "elapsed: test $((end - t0)) s, total $((end - start)) s"
-[ "$status" = 0 ] || die "the libvirt test failed (status $status)"
+echo "elapsed: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g'), total $((end - start)) s"
+[ "$status" = 0 ] || die "the libvirt test failed"
 say "libvirt test passed"

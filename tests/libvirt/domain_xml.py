@@ -1,6 +1,6 @@
-"""The domain the libvirt test defines: the documented example
-(docs/system/devices/vfio-cxl-libvirt-vfio-user.xml) with this machine's
-paths filled in, so that the test runs what the documentation shows and
+"""The domain the libvirt test defines: a documented example
+(docs/system/devices/vfio-cxl-libvirt-vfio-user.xml for x86_64,
+vfio-cxl-libvirt-virt.xml for aarch64) with this machine's paths filled in, so that the test runs what the documentation shows and
 there is no second copy to keep in step.
 
 SPDX-License-Identifier: GPL-2.0-or-later
@@ -21,19 +21,25 @@ def _one(root, path):
 
 
 def concrete_domain(documented, emulator, kernel, initrd, cmdline, sockets,
-                    accel='tcg'):
+                    accel='tcg', tcg_cpu=None):
     """The XML text of @documented (a path) with @emulator, @kernel,
     @initrd and @cmdline in place, and the socket path of each vfio-user
     device taken from @sockets (device id -> path; every device the
     example has must be named, and only those).  With @accel 'tcg', the
     domain type is 'qemu' and the <cpu> element (host-passthrough, which
-    needs KVM) is dropped, leaving QEMU's default CPU model."""
+    needs KVM) is replaced by QEMU's CPU model @tcg_cpu, or dropped
+    (QEMU's default model) when that is None."""
     ET.register_namespace('qemu', QEMU_NS)
     root = ET.parse(documented).getroot()
     if accel == 'tcg':
         root.set('type', 'qemu')
         for cpu in root.findall('cpu'):
             root.remove(cpu)
+        if tcg_cpu:
+            cpu = ET.Element('cpu', mode='custom', match='exact')
+            ET.SubElement(cpu, 'model', fallback='forbid').text = tcg_cpu
+            # The schema wants <cpu> after <features>.
+            root.insert(list(root).index(_one(root, 'features')) + 1, cpu)
     elif accel != 'kvm':
         raise ValueError(f'accelerator {accel!r}: libvirt knows kvm and '
                          f'tcg (qemu)')
@@ -65,3 +71,9 @@ def concrete_domain(documented, emulator, kernel, initrd, cmdline, sockets,
 def name(documented):
     """The domain's name in @documented."""
     return _one(ET.parse(documented).getroot(), 'name').text
+
+
+def has_nvram(documented):
+    """Whether @documented keeps UEFI variables (libvirt then undefines it
+    only with --nvram)."""
+    return ET.parse(documented).getroot().find('os/nvram') is not None

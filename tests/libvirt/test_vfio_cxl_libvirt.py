@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 #
-# The documented libvirt domain (docs/system/devices/
-# vfio-cxl-libvirt-vfio-user.xml) under a real libvirt daemon: virsh
+# A documented libvirt domain (docs/system/devices/
+# vfio-cxl-libvirt-vfio-user.xml on x86_64, vfio-cxl-libvirt-virt.xml on
+# aarch64) under a real libvirt daemon: virsh
 # defines and starts it, the Linux guest of the functional test boots and
 # its report passes the functional test's checks, virsh reads the device's
 # cxl-status, hot-plugs a second vfio-user-cxl device into the spare root
@@ -10,11 +11,13 @@
 #
 # Inputs (the test is skipped when one is missing, or fails with
 # VFIO_CXL_REQUIRE_LIBVIRT=1):
-#   VFIO_CXL_QEMU                      the qemu-system-x86_64 to use
+#   VFIO_CXL_LIBVIRT_TARGET            x86_64 (default) or aarch64
+#   VFIO_CXL_QEMU                      the qemu-system-TARGET to use
 #   VFIO_CXL_SIM                       the vfio-user-cxl-sim binary
 #   VFIO_CXL_GUEST_DIR                 default: $VFIO_CXL_CACHE/guest; the
 #                                      guest is its linux-6.1/ (vmlinuz,
-#                                      initramfs.cpio.gz)
+#                                      initramfs.cpio.gz), arm64/linux-6.1/
+#                                      on aarch64
 #   VFIO_CXL_ACCEL                     tcg (default) or kvm
 #   VFIO_CXL_LIBVIRT_LOGS              a directory to keep the logs in
 #
@@ -40,12 +43,18 @@ sys.path[:0] = [HERE, os.path.join(PROJECT, 'tests', 'functional')]
 import domain_xml  # noqa: E402
 from private_libvirtd import PrivateLibvirtd  # noqa: E402
 from vfio_cxl_boot import (BOOTED_PREFIX, HOST_LEN,  # noqa: E402
-                           HOST_OFF, MEM_SIZE, Simulator, booted_kernel,
-                           guest_image)
+                           HOST_OFF, MEM_SIZE, TARGETS, Simulator,
+                           booted_kernel, guest_image)
 from vfio_cxl_checks import GuestReportChecks  # noqa: E402
 
-DOMAIN_XML = os.path.join(PROJECT, 'docs', 'system', 'devices',
-                          'vfio-cxl-libvirt-vfio-user.xml')
+TARGET_NAME = os.environ.get('VFIO_CXL_LIBVIRT_TARGET', 'x86_64')
+# The documented domain of each target, and what its guest needs (the
+# functional test's: console, guest image, the CPU model under TCG).
+DOMAIN_XML = os.path.join(PROJECT, 'docs', 'system', 'devices', {
+    'x86_64': 'vfio-cxl-libvirt-vfio-user.xml',
+    'aarch64': 'vfio-cxl-libvirt-virt.xml',
+}[TARGET_NAME])
+TARGET = TARGETS[TARGET_NAME]
 BOOT_TIMEOUT = 420
 # The guest kernel (mk/guest-image.sh): the fast one.  The domain's host
 # bridges have HDM decoders, which 7.x would need as well.
@@ -136,7 +145,7 @@ class LibvirtDomain(GuestReportChecks, unittest.TestCase):
     def inputs(self):
         qemu = os.environ.get('VFIO_CXL_QEMU')
         sim = os.environ.get('VFIO_CXL_SIM')
-        kernel, initrd = guest_image(GUEST_SERIES)
+        kernel, initrd = guest_image(GUEST_SERIES, TARGET)
         missing = [f'{what} ({how})' for what, ok, how in (
             ('root', os.geteuid() == 0, 'the privileged daemon needs it'),
             ('libvirtd', os.access('/usr/sbin/libvirtd', os.X_OK),
@@ -148,9 +157,9 @@ class LibvirtDomain(GuestReportChecks, unittest.TestCase):
             (f'simulator {sim}', sim and os.access(sim, os.X_OK),
              'set VFIO_CXL_SIM'),
             (f'guest kernel {kernel}', os.path.isfile(kernel),
-             f'run mk/guest-image.sh {GUEST_SERIES}'),
+             f'run mk/guest-image.sh --arch ARCH {GUEST_SERIES}'),
             (f'initramfs {initrd}', os.path.isfile(initrd),
-             f'run mk/guest-image.sh {GUEST_SERIES}'),
+             f'run mk/guest-image.sh --arch ARCH {GUEST_SERIES}'),
         ) if not ok]
         if missing:
             why = 'missing: ' + ', '.join(missing)
@@ -282,9 +291,9 @@ class LibvirtDomain(GuestReportChecks, unittest.TestCase):
         self.name = domain_xml.name(DOMAIN_XML)
         xml = domain_xml.concrete_domain(
             DOMAIN_XML, self.qemu, self.kernel, self.initrd,
-            f'console=ttyS0 iomem=relaxed panic=-1 '
+            f'console={TARGET.console} iomem=relaxed panic=-1 '
             f'vfio_cxl_host={HOST_OFF:#x},{HOST_LEN}',
-            {'accel0': self.sim.sock}, self.accel)
+            {'accel0': self.sim.sock}, self.accel, TARGET.cpu)
         xml_path = os.path.join(self.tmp, 'domain.xml')
         with open(xml_path, 'w') as f:
             f.write(xml)
@@ -406,7 +415,9 @@ class LibvirtDomain(GuestReportChecks, unittest.TestCase):
             self.assertLess(time.monotonic(), deadline,
                             f'QEMU {self.qemu_pid} alive 30 s after destroy')
             time.sleep(0.1)
-        self.virsh('undefine', self.name)
+        # A domain with UEFI variables is undefined with them.
+        self.virsh('undefine', self.name,
+                   *(['--nvram'] if domain_xml.has_nvram(DOMAIN_XML) else []))
         self.assertNotIn(self.name, self.virsh('list', '--all', '--name'))
         self.assertTrue(self.sim.takes_new_client(),
                         'QEMU still holds its connection to the simulator')
