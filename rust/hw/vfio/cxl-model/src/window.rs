@@ -570,11 +570,12 @@ mod tests {
                 size: 4 * GIB
             }
         );
-        let e = choose_window(&m, "cxl.1", Some(0), GIB).unwrap_err();
+        let named = choose_window(&m, "cxl.1", Some(0), GIB).unwrap_err();
         assert!(
-            e.to_string()
+            named
+                .to_string()
                 .contains("window 0 of 0x100000000 (4 GiB) has no guest address"),
-            "{e}"
+            "{named}"
         );
     }
 
