@@ -292,4 +292,3 @@ def add_tests(cls):
         setattr(cls,
                 f'test_linux_{series.replace(".", "_")}_several_devices',
                 lambda self, s=series: self.guest_uses_several(s))
-
