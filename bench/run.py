@@ -158,16 +158,16 @@ def main():
           + (', kvm (bare-metal guest, ring 3)' if kvm_ok
              else f'; kvm did not run: {kvm_why}'))
     pool_before = grow_huge_pool(memory.REGION)
+    if pool_before is not None:
+        print(f'hugetlb pool grown from {pool_before} pages for the run '
+              f'(given back at the end)')
     try:
-        run(a, guests, huge_ok, pool_before)
+        run(a, guests, huge_ok)
     finally:
         restore_huge_pool(pool_before)
 
 
-def run(a, guests, huge_ok, pool_before):
-    if pool_before is not None:
-        print(f'hugetlb pool grown from {pool_before} pages for the run '
-              f'(given back at the end)')
+def run(a, guests, huge_ok):
     print(host_pages())
     memfd = 'memfd, hugetlb' if huge_pool_bytes() >= memory.REGION else 'memfd'
     backings = [memfd] + (['huge tmpfs'] if huge_ok else [])

@@ -80,10 +80,13 @@ guest_arch() {    # TARGET
     esac
 }
 guest_dir() {    # TARGET SERIES
-    case "$(guest_arch "$1")" in
-        amd64) echo "$VFIO_CXL_CACHE/guest/linux-$2" ;;
-        *) echo "$VFIO_CXL_CACHE/guest/$(guest_arch "$1")/linux-$2" ;;
-    esac
+    local arch
+    arch=$(guest_arch "$1")
+    if [ "$arch" = amd64 ]; then
+        echo "$VFIO_CXL_CACHE/guest/linux-$2"
+    else
+        echo "$VFIO_CXL_CACHE/guest/$arch/linux-$2"
+    fi
 }
 
 # The first Debian mirror the host's apt sources name (empty if none):

@@ -19,7 +19,7 @@ source "$(dirname "$0")/env.sh"
 
 start=$(date +%s)
 # shellcheck disable=SC2206
-targets=(${VFIO_CXL_TARGETS:-x86_64 aarch64})
+targets=($VFIO_CXL_TARGETS)
 
 for target in "${targets[@]}"; do
     "$PROJECT_ROOT/mk/guest-image.sh" --arch "$(guest_arch "$target")"
@@ -29,9 +29,6 @@ build_simulator
 sim=$SIM
 [ -f "$QEMU_SRC/tests/functional/qemu_test/__init__.py" ] ||
     die "no QEMU functional test framework in $QEMU_SRC: run mk/build.sh first"
-for target in "${targets[@]}"; do
-    need_built_qemu "$target"
-done
 
 # The framework runs in the build's pyvenv and needs qemu.qmp (QEMU's
 # python/ tree has it too) and pycotap (the TAP runner), from PyPI.

@@ -45,6 +45,7 @@ for target in "${targets[@]}"; do
     times+=("$target $(( $(date +%s) - t0 )) s")
 done
 end=$(date +%s)
-echo "elapsed: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g'), total $((end - start)) s"
+printf -v per_target '%s, ' "${times[@]}"
+echo "elapsed: ${per_target}total $((end - start)) s"
 [ "$status" = 0 ] || die "the libvirt test failed"
 say "libvirt test passed"

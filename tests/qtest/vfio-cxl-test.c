@@ -225,9 +225,9 @@ static uint64_t memory_map_find(QTestState *qts, const char *name)
     char **l;
 
     for (l = lines; *l; l++) {
+        /* "START-END (prio P, KIND): NAME" or "...: alias NAME @TARGET ..." */
         const char *what = strstr(g_strchomp(*l), "): ");
-        g_autofree char *own = NULL;
-        const char *target = NULL;
+        g_auto(GStrv) words = NULL;
         uint64_t start;
 
         if (g_str_has_prefix(*l, "address-space: ")) {
@@ -238,18 +238,10 @@ static uint64_t memory_map_find(QTestState *qts, const char *name)
             sscanf(*l, " %" SCNx64 "-", &start) != 1) {
             continue;
         }
-        what += 3;
-        if (g_str_has_prefix(what, "alias ")) {
-            const char *at = strstr(what, " @");
-
-            own = g_strndup(what + 6, at ? at - what - 6 : strlen(what));
-            target = at ? at + 2 : "";
-        } else {
-            own = g_strdup(what);
-        }
-        if (!strcmp(own, name) ||
-            (target && g_str_has_prefix(target, name) &&
-             (target[strlen(name)] == ' ' || !target[strlen(name)]))) {
+        words = g_strsplit(what + 3, " ", 4);
+        if (!strcmp(words[0], name) ||
+            (!strcmp(words[0], "alias") && words[1] && words[2] &&
+             words[2][0] == '@' && !strcmp(words[2] + 1, name))) {
             return start;
         }
     }
@@ -2973,10 +2965,10 @@ static int storm_access(QTestState *qts, GRand *rng, const GuestCxl *g,
  * A hostile guest: a seeded storm of accesses (VFIO_CXL_STORM_ACCESSES,
  * default Platform.storm_accesses, from seed VFIO_CXL_STORM_SEED, printed)
  * over the device's config space, component block and BAR, with a reset
- * of every kind in turn every STORM_CHECKPOINT accesses.  At each checkpoint the
- * host's DVSEC and decoder 0 are as they were, it saw exactly the resets
- * the guest asked for, the device memory is where it was with the same
- * bytes, and QEMU answers.
+ * of every kind in turn every STORM_CHECKPOINT accesses.  At each
+ * checkpoint the host's DVSEC and decoder 0 are as they were, it saw
+ * exactly the resets the guest asked for, the device memory is where it
+ * was with the same bytes, and QEMU answers.
  */
 static void test_storm(const void *data)
 {
