@@ -165,6 +165,21 @@ FIXES = [
              "        return 0;\n"
              "    }\n"
              "    msgp = g_malloc0(sizeof(*msgp));\n")]}),
+    ("vfio-user: a failed write means the server is gone",
+     "When writing a message fails (the server hung up), the proxy shuts "
+     "the socket down and stops polling it, but stays in the connected "
+     "state: the receive path, which would have seen the hang-up and "
+     "marked the proxy in error, no longer runs.  Every later request then "
+     "still goes to the socket, and a DMA map for a memory layout change "
+     "(at the next machine reset) fails and stops the machine with "
+     "hw_error.  Whether the read or the write side saw the hang-up first "
+     "was a race.  Mark the proxy in error on a failed write too.",
+     {"hw/vfio-user/proxy.c": [replace_once(
+         "        vfio_user_set_error(msg->hdr, EIO);\n"
+         "        vfio_user_shutdown(proxy);\n",
+         "        vfio_user_set_error(msg->hdr, EIO);\n"
+         "        vfio_user_shutdown(proxy);\n"
+         "        proxy->state = VFIO_PROXY_ERROR;\n")]}),
     ("hw/cxl: let the memory core split 8-byte CXL.cachemem accesses",
      "The CXL.cachemem register handlers implement 4-byte accesses only, "
      "yet declared 8-byte ones implemented: an 8-byte read returned 0 and "
