@@ -177,7 +177,44 @@ impl HostLayout {
             ]
         })
     }
+
+    /// Decoder 0 read again through `read` (region index and offset to a
+    /// dword, as discovery reads), checked as discovery checks it against
+    /// the memory region found then.  What a reset that leaves CXL.mem
+    /// alone (an FLR) must keep.
+    pub fn reread_decoder0(
+        &self,
+        read: &mut dyn FnMut(u32, u64) -> Result<u32, String>,
+    ) -> Result<HostDecoder, DiscoveryError> {
+        let mut regs = Reads {
+            comp: RegionDesc {
+                index: self.comp_regs_region,
+                size: self.comp_regs_size,
+                flags: 0,
+                cap_type: None,
+            },
+            bar: u32::from(self.component_bar),
+            block_in_bar: self.component_offset,
+            read,
+        };
+        let decoder = read_decoder0(
+            &mut regs,
+            self.decoder0_region_offset(DecoderRegister::BaseLo),
+        )?;
+        let memory = RegionDesc {
+            index: self.memory_region,
+            size: self.memory_size,
+            flags: 0,
+            cap_type: None,
+        };
+        check_decoder(&memory, &decoder)?;
+        Ok(decoder)
+    }
 }
+
+/// Bytes from decoder 0's BASE Low up to and including its Control
+/// register: what [`HostLayout::reread_decoder0`] reads.
+pub const DECODER0_SPAN: usize = DecoderRegister::Control as usize + 4;
 
 /// A range of the component block that a host region serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -879,17 +916,23 @@ fn read_shadow(regs: &mut Reads<'_>) -> Result<ShadowFacts, DiscoveryError> {
         });
     }
     let dec_ro = hdm_offset + decoder_offset(0) - region_block_offset;
-    let mask = !u64::from(!LO_ADDR_MASK);
-    let base = regs.qword(dec_ro + DecoderRegister::BaseLo as u64)? & mask;
-    let size = regs.qword(dec_ro + DecoderRegister::SizeLo as u64)? & mask;
-    let ctrl = regs.dword(dec_ro + DecoderRegister::Control as u64)?;
     Ok(ShadowFacts {
         region_block_offset,
         version,
         hdm_offset,
-        decoder0: HostDecoder { base, size, ctrl },
+        decoder0: read_decoder0(regs, dec_ro)?,
         cap_array,
     })
+}
+
+/// Decoder 0's BASE, SIZE and Control, its registers starting at
+/// `COMP_REGS` offset `dec_ro`.
+fn read_decoder0(regs: &mut Reads<'_>, dec_ro: u64) -> Result<HostDecoder, DiscoveryError> {
+    let mask = !u64::from(!LO_ADDR_MASK);
+    let base = regs.qword(dec_ro + DecoderRegister::BaseLo as u64)? & mask;
+    let size = regs.qword(dec_ro + DecoderRegister::SizeLo as u64)? & mask;
+    let ctrl = regs.dword(dec_ro + DecoderRegister::Control as u64)?;
+    Ok(HostDecoder { base, size, ctrl })
 }
 
 /// The v4-only things a host presents must come with a v4 `COMP_REGS`

@@ -33,10 +33,10 @@ use std::fmt;
 use std::io;
 use std::ops::Range;
 
-use crate::discovery::{self, DiscoveryError, HostLayout};
+use crate::discovery::{self, DiscoveryError, HostLayout, DECODER0_SPAN};
 use crate::dvsec::{split_access, DvsecWriteEffect, GuestDeviceDvsec};
 use crate::guest_component::GuestComponentBlock;
-use crate::hdm::HdmError;
+use crate::hdm::{DecoderRegister, HdmError};
 use crate::host_device::{region_descs, HostDevice, RegionInfoError, ResetKind};
 use crate::pcie::FlrTrigger;
 use crate::placement::PlacedDevice;
@@ -404,7 +404,7 @@ impl<H: HostDevice> Passthrough<H> {
         let outcome = self
             .host_present()
             .and_then(|()| host_reset.map_err(PassthroughError::HostReset))
-            .and_then(|()| self.check_host_after_reset())
+            .and_then(|()| self.check_host_after_reset(kind))
             .and_then(|()| {
                 if kind != ResetKind::Flr {
                     self.guest.reset_to_boot();
@@ -459,7 +459,17 @@ impl<H: HostDevice> Passthrough<H> {
         Some(text)
     }
 
-    fn check_host_after_reset(&self) -> Result<(), PassthroughError> {
+    /// That the host still presents the memory the guest was given.  After
+    /// a CXL Reset or a system or bus reset the host is discovered again
+    /// (config space and `COMP_REGS` read again, two round trips).  An FLR
+    /// leaves CXL.mem alone (the CXL specification; v4 restores the decoder
+    /// it resets) and the host keeps its regions, so decoder 0 is read
+    /// again and checked, in one request where the host takes it: the FLR
+    /// path stays near vfio-pci's.
+    fn check_host_after_reset(&self, kind: ResetKind) -> Result<(), PassthroughError> {
+        if kind == ResetKind::Flr {
+            return self.check_decoder_after_flr();
+        }
         let (now, _) = discover_layout(&self.host)?;
         let before = &self.layout;
         let same = now.memory_region == before.memory_region
@@ -475,6 +485,28 @@ impl<H: HostDevice> Passthrough<H> {
                 now: Box::new(now),
             })
         }
+    }
+
+    fn check_decoder_after_flr(&self) -> Result<(), PassthroughError> {
+        let region = self.layout.comp_regs_region;
+        let start = self.layout.decoder0_region_offset(DecoderRegister::BaseLo);
+        // v2 takes single dwords only; the others take the span at once.
+        let mut span = [0u8; DECODER0_SPAN];
+        let bulk = (self.layout.uapi != UapiVersion::V2
+            && self.host.region_read(region, start, &mut span).is_ok())
+        .then_some(span);
+        self.layout
+            .reread_decoder0(&mut |index, offset| {
+                let cached = bulk
+                    .filter(|_| index == region)
+                    .and_then(|bytes| dword_at(&bytes, offset.checked_sub(start)?));
+                match cached {
+                    Some(dword) => Ok(dword),
+                    None => self.host.read32(index, offset).map_err(|e| e.to_string()),
+                }
+            })
+            .map(drop)
+            .map_err(PassthroughError::Discovery)
     }
 
     /// uAPI v2 zeroes the host decoder's BASE at open and after reset and

@@ -35,6 +35,8 @@ struct FakeHost {
     connected: Cell<bool>,
     /// `COMP_REGS` reads the host answered.
     comp_regs_reads: Cell<u32>,
+    /// Reads of the whole config space (discovery's).
+    config_space_reads: Cell<u32>,
     /// Region descriptions once the next reset has happened.
     regions_after_reset: RefCell<Option<Vec<RegionDesc>>>,
     regions: RefCell<Vec<RegionDesc>>,
@@ -61,6 +63,7 @@ impl FakeHost {
             reads_fail: Cell::new(false),
             connected: Cell::new(true),
             comp_regs_reads: Cell::new(0),
+            config_space_reads: Cell::new(0),
             regions_after_reset: RefCell::new(None),
         }
     }
@@ -116,6 +119,10 @@ impl HostDevice for &FakeHost {
     fn region_read(&self, index: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         if index == VFIO_PCI_CONFIG_REGION_INDEX {
             let at = usize::try_from(offset).unwrap();
+            if buf.len() >= 0x100 {
+                self.config_space_reads
+                    .set(self.config_space_reads.get() + 1);
+            }
             buf.copy_from_slice(&self.config.borrow()[at..at + buf.len()]);
             return Ok(());
         }
@@ -323,6 +330,75 @@ fn host_that_changes_across_a_reset_is_not_shown_again() {
         describe(&e)
     );
     assert!(!p.memory_visible());
+}
+
+#[test]
+fn an_flr_reads_decoder_0_again_the_other_resets_the_whole_host() {
+    // v2 takes single dwords: BASE, SIZE (two each) and Control.
+    for (v, flr_reads) in [
+        (UapiVersion::V2, 5),
+        (UapiVersion::V3, 1),
+        (UapiVersion::V4, 1),
+    ] {
+        let host = FakeHost::new(v, true);
+        let mut p = realize(&host);
+        let (comp, config) = (host.comp_regs_reads.get(), host.config_space_reads.get());
+        reset(&mut p, ResetKind::Flr).unwrap();
+        assert_eq!(host.comp_regs_reads.get() - comp, flr_reads, "{v:?}");
+        assert_eq!(host.config_space_reads.get(), config, "{v:?}");
+        assert!(p.memory_visible());
+        for kind in [ResetKind::Cxl, ResetKind::SystemOrBus] {
+            let whole_reads = host.config_space_reads.get();
+            reset(&mut p, kind).unwrap();
+            assert_eq!(
+                host.config_space_reads.get(),
+                whole_reads + 1,
+                "{v:?} {kind}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_flr_that_leaves_decoder_0_other_than_it_was_hides_the_memory() {
+    let reg = |r: DecoderRegister| HOST_DECODER0_BLOCK_OFFSET + r as u64;
+    let half = u32::try_from(MEM / 2).unwrap();
+    for (changes, expected) in [
+        (
+            vec![(reg(DecoderRegister::Control), 0)],
+            "HDM decoder 0 is not committed by the host (control 0x00000000)",
+        ),
+        (
+            vec![
+                (reg(DecoderRegister::SizeLo), half),
+                (reg(DecoderRegister::SizeHi), 0),
+            ],
+            "but HDM decoder 0 is only",
+        ),
+    ] {
+        // v3 does not refresh its shadow on reset: what is set stays.
+        let host = FakeHost::new(UapiVersion::V3, true);
+        let mut p = realize(&host);
+        let before: Vec<(u64, u32)> = changes
+            .iter()
+            .map(|&(at, _)| (at, host.shadow_dword(at)))
+            .collect();
+        for &(at, value) in &changes {
+            host.regs.borrow_mut().set_block_dword(at, value);
+        }
+        let text = describe(&reset(&mut p, ResetKind::Flr).unwrap_err());
+        assert!(
+            text.starts_with("after FLR reset, device memory stays unmapped from the guest"),
+            "{text}"
+        );
+        assert!(text.contains(expected), "{text}");
+        assert!(!p.memory_visible());
+        for (at, value) in before {
+            host.regs.borrow_mut().set_block_dword(at, value);
+        }
+        reset(&mut p, ResetKind::Flr).unwrap();
+        assert!(p.memory_visible(), "shown again once the decoder is back");
+    }
 }
 
 #[test]
