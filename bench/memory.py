@@ -13,6 +13,7 @@ import json
 import os
 import statistics
 import subprocess
+from collections import namedtuple
 
 from common import MiB, Simulator, device_json, stop_process
 
@@ -24,6 +25,13 @@ GUEST_RAM = '768M'
 REGISTER_READS = {'tcg': 20000, 'kvm': 1000}
 # cxl-type3 memory is emulated access by access: passes are kept short.
 TYPE3_PASS = {'tcg': 4 * MiB, 'kvm': 32 << 10}
+# One way of backing the two memories a boot compares.  @huge_tmpfs: the
+# device memory is a file on a huge-page tmpfs (else the simulator's
+# memfd).  @prealloc_ram: guest RAM is allocated before the guest runs,
+# as it is under vfio-pci, whose DMA mapping pins all of it at start-up:
+# its first reads then read memory, not the shared zero page, and its
+# first writes allocate nothing, as the device memory's.
+Setup = namedtuple('Setup', 'label huge_tmpfs prealloc_ram')
 COMMON_CFLAGS = ['-O2', '-Wall', '-Wextra', '-Werror']
 METAL_CFLAGS = ['-ffreestanding', '-fno-pic', '-no-pie', '-nostdlib',
                 '-mno-red-zone', '-mgeneral-regs-only', '-fno-stack-protector',
@@ -87,7 +95,7 @@ class Guest:
         self.accel, self.kernel, self.initrd = accel, kernel, initrd
         self.windows = None     # (vfio-cxl, cxl-type3) window bases
 
-    def qemu_args(self, sock, append, serial='stdio'):
+    def qemu_args(self, sock, append, serial='stdio', prealloc_ram=False):
         args = ['-nodefaults', '-display', 'none', '-no-reboot',
                 '-m', GUEST_RAM, '-smp', '1', '-serial', serial,
                 '-machine', 'q35,cxl=on',
@@ -101,6 +109,9 @@ class Guest:
                 '-device', 'cxl-type3,bus=rp1,volatile-memdev=t3mem,id=t3',
                 '-device', device_json('vfio-user-cxl', 'rp0', sock),
                 '-kernel', self.kernel]
+        if prealloc_ram:
+            args += ['-object', f'memory-backend-ram,id=ram,size={GUEST_RAM},prealloc=on',
+                     '-machine', 'memory-backend=ram']
         if self.accel == 'kvm':
             args += ['-accel', 'kvm', '-cpu', 'host',
                      '-device', 'isa-debug-exit,iobase=0xf4,iosize=4']
@@ -142,11 +153,11 @@ def windows(qemu, guest, sock):
     return device, (bases - {device}).pop()
 
 
-def boot(qemu, sim_bin, tmp, guest, index, huge_tmpfs, reps):
-    """One boot: returns {what: [bytes or reads per cycle, ...]} from the
-    guest's report."""
-    tag = f'p1-{guest.accel}-{index}' + ('-huge' if huge_tmpfs else '')
-    sim = Simulator(sim_bin, tmp, tag, huge_tmpfs=huge_tmpfs)
+def boot(qemu, sim_bin, tmp, guest, index, setup, reps):
+    """One boot with the memories as @setup says: returns {what: [bytes or
+    reads per cycle, ...]} from the guest's report."""
+    tag = f'p1-{guest.accel}-{index}' + ('-huge' if setup.huge_tmpfs else '')
+    sim = Simulator(sim_bin, tmp, tag, huge_tmpfs=setup.huge_tmpfs)
     proc = None
     try:
         if guest.windows is None:
@@ -157,7 +168,8 @@ def boot(qemu, sim_bin, tmp, guest, index, huge_tmpfs, reps):
                   f'vb_t3={t3:#x} vb_t3_size={TYPE3_PASS[guest.accel]:#x} '
                   f'vb_t3_window={REGION:#x} vb_reps={reps} '
                   f'vb_regs={REGISTER_READS[guest.accel]} vb_rot={index}')
-        proc = subprocess.Popen([qemu, *guest.qemu_args(sim.sock, append)],
+        args = guest.qemu_args(sim.sock, append, prealloc_ram=setup.prealloc_ram)
+        proc = subprocess.Popen([qemu, *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
         out, _ = proc.communicate(timeout=600)
@@ -194,12 +206,12 @@ def probe_kvm(qemu, metal):
     return False, (r.stderr.strip() or r.stdout.strip() or 'no output')[-200:]
 
 
-def measure(qemu, sim_bin, tmp, guest, boots, huge_tmpfs, reps=5, first_index=0):
+def measure(qemu, sim_bin, tmp, guest, boots, setup, reps=5, first_index=0):
     """@boots boots (numbered from @first_index, which rotates the order of
     the regions); per boot the steady-state figures are the median of
     @reps passes.  Returns {what: [per-boot value]}."""
     per_boot = {}
     for i in range(first_index, first_index + boots):
-        for what, values in boot(qemu, sim_bin, tmp, guest, i, huge_tmpfs, reps).items():
+        for what, values in boot(qemu, sim_bin, tmp, guest, i, setup, reps).items():
             per_boot.setdefault(what, []).append(statistics.median(values))
     return per_boot

@@ -10,7 +10,9 @@ targets of issue 13 checked.
       if a KVM guest runs here); the device memory as the simulator makes
       it (of hugetlb pages: as root the run grows the host's pool for it
       and gives the pages back at the end; else a memfd) and as a file on
-      a huge-page tmpfs; and over QEMU's cxl-type3 memory behind the same
+      a huge-page tmpfs; over the RAM of the same guest preallocated (as
+      a vfio-pci guest's RAM is: pinned at start-up), against which first
+      touch is judged; and over QEMU's cxl-type3 memory behind the same
       kind of window
   P2  a trapped HDM decoder register read over a config read that
       vfio-pci emulates (BAR 0), on the same device, guest-timed
@@ -97,19 +99,29 @@ def restore_huge_pool(before):
             f.write(str(before))
 
 
-def p1_figures(accel, backing, per_boot):
-    """Rows of P1 for one accelerator and device memory backing."""
+# What guest RAM's first touch does when nothing allocated it up front.
+LAZY_RAM_FIRST_TOUCH = {
+    'load': 'not judged: RAM nobody allocated reads the shared zero page, '
+            'which stays in the cache',
+    'store': 'not judged: RAM nobody allocated allocates and clears each page',
+}
+
+
+def p1_figures(accel, setup, per_boot):
+    """Rows of P1 for one accelerator and memory setup.  First touch is
+    held to the target against preallocated RAM only, the RAM a guest with
+    a vfio-pci device has (its DMA mapping pins all of it at start-up)."""
     rows = []
+    ram_label = 'preallocated guest RAM' if setup.prealloc_ram else 'guest RAM'
     for what, label in (('load', 'loads'), ('store', 'stores')):
         for phase, suffix in (('steady state', ''), ('first touch', '.first')):
             ram, cxl = per_boot[f'ram.{what}{suffix}'], per_boot[f'cxl.{what}{suffix}']
-            note = ''
-            if what == 'load' and phase == 'first touch':
-                note = 'guest RAM: first reads map the zero page'
-            rows.append(Figure(f'P1 {label}, {phase}: window / guest RAM ({backing})',
-                               accel, [c / r for c, r in zip(cxl, ram)], P1_TARGET,
-                               note=note))
-    if backing != 'huge tmpfs':
+            judged = suffix == '' or setup.prealloc_ram
+            rows.append(Figure(f'P1 {label}, {phase}: window / {ram_label} ({setup.label})',
+                               accel, [c / r for c, r in zip(cxl, ram)],
+                               P1_TARGET if judged else None,
+                               note='' if judged else LAZY_RAM_FIRST_TOUCH[what]))
+    if not setup.huge_tmpfs and not setup.prealloc_ram:
         for what, label in (('load', 'loads'), ('store', 'stores')):
             t3, cxl = per_boot[f't3.{what}'], per_boot[f'cxl.{what}']
             rows.append(Figure(f'P1 {label}, steady state: window / cxl-type3',
@@ -170,25 +182,28 @@ def main():
 def run(a, guests, huge_ok):
     print(host_pages())
     memfd = 'memfd, hugetlb' if huge_pool_bytes() >= memory.REGION else 'memfd'
-    backings = [memfd] + (['huge tmpfs'] if huge_ok else [])
-    if not huge_ok:
+    setups = [memory.Setup(memfd, False, False), memory.Setup(memfd, False, True)]
+    if huge_ok:
+        setups.append(memory.Setup('huge tmpfs', True, False))
+    else:
         print('device memory on a huge-page tmpfs: skipped (needs root and unshare)')
 
     rows = []
     with tempfile.TemporaryDirectory(prefix='vfio-cxl-bench-') as tmp:
         for guest in guests:
-            # Backings alternate boot by boot, so that a load change on
-            # the machine hits both alike.
-            per = {b: {} for b in backings}
+            # Setups alternate boot by boot, so that a load change on the
+            # machine hits all alike.
+            per = {s: {} for s in setups}
             for i in range(a.boots):
-                for b in backings:
-                    print(f'P1/P2: {guest.accel} boot {i + 1}/{a.boots}, {b}', flush=True)
-                    got = memory.measure(a.qemu, a.sim, tmp, guest, 1, b == 'huge tmpfs',
-                                         first_index=i)
+                for s in setups:
+                    ram = ', RAM preallocated' if s.prealloc_ram else ''
+                    print(f'P1/P2: {guest.accel} boot {i + 1}/{a.boots}, {s.label}{ram}',
+                          flush=True)
+                    got = memory.measure(a.qemu, a.sim, tmp, guest, 1, s, first_index=i)
                     for k, v in got.items():
-                        per[b].setdefault(k, []).extend(v)
-            for b in backings:
-                rows += p1_figures(guest.accel, b, per[b])
+                        per[s].setdefault(k, []).extend(v)
+            for s in setups:
+                rows += p1_figures(guest.accel, s, per[s])
 
         print('P3: start-up', flush=True)
         times = realize.measure(a.qemu, a.sim, tmp)
