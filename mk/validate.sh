@@ -4,10 +4,11 @@
 # right check, the no-hardware refusal), then contrib/vfio-cxl-validate/run
 # against the simulator in every mode (uAPI v2, v3, v4, v4 with the earlier
 # region type), with --yes, where every check must pass (v3 and v4 also
-# with --guest: the functional test's Linux guest under TCG); then a read-only
-# run that must not write or reset anything; guest-view against broken
-# simulators, whose guest-side checks must fail; then the kit's one command
-# on this machine's missing hardware, which must stop at once and say why.
+# with --guest: the functional test's Linux guest under TCG), on q35 and on
+# arm64 virt; guest-view against broken simulators, whose guest-side checks
+# must fail (the reset failure on both machines); a read-only run that must
+# not write or reset anything; then the kit's one command on this machine's
+# missing hardware, which must stop at once and say why.
 # QEMU must already be built (mk/build.sh).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -18,8 +19,11 @@ say "Building the kit and the simulator"
 cargo build -q -p vfio-cxl-validate -p vfio-user-cxl-sim || die "build failed"
 kit="$CARGO_TARGET_DIR/debug/vfio-cxl-validate"
 sim="$CARGO_TARGET_DIR/debug/vfio-user-cxl-sim"
+need_built_qemu aarch64
+qemu_virt=$QEMU_BIN
 need_built_qemu
 "$PROJECT_ROOT/mk/guest-image.sh"
+"$PROJECT_ROOT/mk/guest-image.sh" --arch arm64
 export VFIO_CXL_VALIDATE="$kit"
 
 say "The kit's tests (fault switches, no-hardware refusal)"
@@ -63,27 +67,31 @@ PY
 }
 
 failed=0
-for mode in "v2" "v3" "v4" "v4 --v4-region-type early"; do
-    name=${mode// /_}
+for machine in q35 virt; do
+  qemu=$QEMU_BIN
+  [ $machine = q35 ] || qemu=$qemu_virt
+  for mode in "v2" "v3" "v4" "v4 --v4-region-type early"; do
+    name=${machine}_${mode// /_}
     name=${name//-/}
-    say "run --socket (simulator --uapi $mode) --yes"
+    say "run --machine $machine --socket (simulator --uapi $mode) --yes"
     # shellcheck disable=SC2086
     start_sim "$name" --uapi $mode
     guest=()
     case "$mode" in v3|v4) guest=(--guest) ;; esac
     if contrib/vfio-cxl-validate/run --socket "$work/$name.sock" --yes "${guest[@]}" \
-        --expect "${mode%% *}" --qemu "$QEMU_BIN" --report "$work/$name.txt" \
-        > "$work/$name.out" 2>&1 &&
+        --expect "${mode%% *}" --machine $machine --qemu "$qemu" \
+        --report "$work/$name.txt" > "$work/$name.out" 2>&1 &&
         grep -q "^contract: .* 0 fail" "$work/$name.out" &&
         grep -q "^guest-view: .* 0 fail" "$work/$name.out" &&
         ! grep -q "^FAIL" "$work/$name.out"; then
         grep -E "^(contract|guest-view|result):|guest_boot" "$work/$name.out"
     else
         cat "$work/$name.out"
-        echo "--- the kit failed against the simulator ($mode)"
+        echo "--- the kit failed against the simulator ($machine, $mode)"
         failed=$((failed + 1))
     fi
     stop_sim
+  done
 done
 
 # The guest-side checks can fail: a host whose resets fail leaves the
@@ -109,6 +117,24 @@ for case in "reset-fails:qemu_cxl_status guest_window_round_trip guest_flr qemu_
         failed=$((failed + 1))
     fi
 done
+
+say "guest-view --machine virt against --fault reset-fails: its checks fail"
+start_sim virt-reset-fails --uapi v4 --fault reset-fails
+set +e
+"$kit" guest-view --socket "$work/virt-reset-fails.sock" --yes --machine virt \
+    --qemu "$qemu_virt" > "$work/virt-reset-fails.out" 2>&1
+rc=$?
+set -e
+stop_sim
+got=$(sed -n 's/^FAIL \([a-z0-9_]*\) .*/\1/p' "$work/virt-reset-fails.out" | sort)
+want=$(printf '%s\n' guest_flr guest_window_round_trip qemu_cxl_status \
+       qemu_cxl_status_after_flr | sort)
+echo "failing checks: $(echo $got)"
+if [ $rc -ne 1 ] || [ "$got" != "$want" ]; then
+    cat "$work/virt-reset-fails.out"
+    echo "--- want exactly: $(echo $want) (exit 1), got exit $rc"
+    failed=$((failed + 1))
+fi
 
 say "Read-only contract run (no --yes): nothing written, nothing reset"
 start_sim ro --uapi v3

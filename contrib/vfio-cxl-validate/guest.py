@@ -17,21 +17,30 @@ import os
 import selectors
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tests', 'functional'))
 
-from vfio_cxl_boot import (GiB, PAGE, REPORT_BEGIN, REPORT_END, fnv1a,  # noqa: E402
-                           guest_image, num, pattern_page, qemu_args)
+from vfio_cxl_boot import (GiB, PAGE, REPORT_BEGIN, REPORT_END, TARGETS,  # noqa: E402
+                           fnv1a, guest_image, num, pattern_page, qemu_args)
+
+# The kit's machines (vfio-cxl-validate guest-view --machine) and the
+# functional test's targets that boot them.
+MACHINE_TARGETS = {'q35': TARGETS['x86_64'], 'virt': TARGETS['aarch64']}
 
 BOOT_TIMEOUT = 480
 
 
-def image(series):
+def image(series, target):
     """The guest kernel and initramfs: guest_image() takes the kernel
-    series where mk/guest-image.sh builds one guest per series."""
-    if inspect.signature(guest_image).parameters:
+    series (and the target) where mk/guest-image.sh builds one guest per
+    series."""
+    params = inspect.signature(guest_image).parameters
+    if 'target' in params:
+        return guest_image(series, target)
+    if params:
         return guest_image(series)
     return guest_image()
 
@@ -51,10 +60,11 @@ def uses_iommufd(args):
             os.path.exists('/dev/iommu'))
 
 
-def command_line(args, kernel, initrd):
+def command_line(args, kernel, initrd, target, directory):
     window = max(4 * GiB, -(-args.memory_size // (256 << 20)) * (256 << 20))
     out = []
-    for a in qemu_args(args.accel, '/unused', kernel, initrd):
+    for a in qemu_args(args.accel, '/unused', kernel, initrd, target=target,
+                       directory=directory):
         if a.startswith('cxl-fmw.0.targets.0='):
             a = f'cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size={window}'
         elif out and out[-1] == '-device' and 'vfio-user-cxl' in a:
@@ -63,7 +73,7 @@ def command_line(args, kernel, initrd):
                 a += ',iommufd=iommufd0'
                 out[-1:-1] = ['-object', 'iommufd,id=iommufd0']
         out.append(a)
-    return [args.qemu, '-machine', 'q35', '-display', 'none',
+    return [args.qemu, '-machine', target.machine, '-display', 'none',
             '-serial', 'stdio', '-monitor', 'none'] + out
 
 
@@ -154,16 +164,29 @@ def main():
     p.add_argument('--memory-size', type=lambda s: int(s, 0), required=True)
     p.add_argument('--uapi', required=True, choices=('v2', 'v3', 'v4'))
     p.add_argument('--accel', default=os.environ.get('VFIO_CXL_ACCEL', 'tcg'))
+    p.add_argument('--machine', choices=sorted(MACHINE_TARGETS), default='q35')
     p.add_argument('--series', default=os.environ.get('VFIO_CXL_GUEST_SERIES', '6.1'),
                    help='guest kernel series (where mk/guest-image.sh builds several)')
     args = p.parse_args()
 
-    kernel, initrd = image(args.series)
+    target = MACHINE_TARGETS[args.machine]
+    arch = f' --arch {target.guest_dir}' if target.guest_dir else ''
+    kernel, initrd = image(args.series, target)
     for what, path in (('guest kernel', kernel), ('initramfs', initrd)):
         if not os.path.isfile(path):
-            print(f'FAIL guest_boot                 no {what} at {path}: run mk/guest-image.sh')
+            print(f'FAIL guest_boot                 no {what} at {path}: '
+                  f'run mk/guest-image.sh{arch}')
             return 1
-    cmd = command_line(args, kernel, initrd)
+    missing = target.missing()
+    if missing:
+        print(f'FAIL guest_boot                 {missing}')
+        return 1
+    with tempfile.TemporaryDirectory(prefix='vfio-cxl-guest-') as directory:
+        return boot(args, command_line(args, kernel, initrd, target, directory))
+
+
+def boot(args, cmd):
+    """Runs QEMU with @cmd and judges the guest's report."""
     print('qemu: ' + ' '.join(cmd), flush=True)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::host::{Host, HostResult};
 use crate::kernel::{KernelHost, Target};
+use crate::machine::Machine;
 use crate::posting::Posting;
 use crate::vfio_user::VfioUserHost;
 
@@ -31,14 +32,17 @@ pub struct Cli {
 pub enum Command {
     /// Run the host-contract suite.
     Contract(Common),
-    /// Start QEMU with the device on q35 under qtest and check what the
-    /// guest would see.
+    /// Start QEMU with the device on q35 or virt under qtest and check what
+    /// the guest would see.
     GuestView {
         #[command(flatten)]
         common: Common,
-        /// QEMU binary built with vfio-cxl
+        /// QEMU binary built with vfio-cxl, for the machine's target
         #[arg(long, value_name = "PATH")]
         qemu: PathBuf,
+        /// the machine (default: this host's: q35 on an x86 host, virt on arm64)
+        #[arg(long, value_enum, default_value_t = Machine::native())]
+        machine: Machine,
         /// directory for QEMU's sockets and log (default: a fresh one
         /// under the temporary directory)
         #[arg(long, value_name = "DIR")]

@@ -2,7 +2,7 @@
 
 //! What a guest sees: QEMU started with the device (`vfio-cxl` on a
 //! kernel host, `vfio-user-cxl` on a socket) below a CXL root port on
-//! q35, under qtest.  The kit does what firmware and a driver would
+//! q35 or virt (see [`Machine`]), under qtest.  The kit does what firmware and a driver would
 //! (ECAM, bus numbers, the component BAR) and checks the locked DVSEC,
 //! decoder 0 committed and locked at the window base, data both ways
 //! through the window, and the same after an FLR.
@@ -22,22 +22,15 @@ use crate::layout::component::{
     CAP_ARRAY, CAP_ID_HDM, CAP_ID_MASK, CAP_POINTER_SHIFT, GRANULE, HDM_DECODER0,
 };
 use crate::layout::{dvsec, pci};
+use crate::machine::{Machine, MemoryMap};
 use crate::pci::{addr, component_block, find_cap, find_dvsec, Dvsec};
 use crate::posting::{is_array_header, Posting};
 use crate::qtest::Qemu;
 use crate::report::{say, verdict, Report, Verdict};
 
-/// Where the kit puts q35's ECAM window (MCH PCIEXBAR, config 0x60).
-const ECAM_BASE: u64 = 0xB000_0000;
-const MCH_PCIEXBAR: u32 = 0x60;
 /// Bus numbers: the pxb-cxl's (`bus_nr=12`) and the root port's link.
 const RP_BUS: u64 = 12;
 const DEV_BUS: u64 = 13;
-/// The root port's 32-bit window, and where its own BAR goes.
-const WINDOW32: u64 = 0xC000_0000;
-const RP_BAR: u64 = 0xD000_0000;
-/// A prefetchable 64-bit component BAR goes here instead.
-const WINDOW64: u64 = 0x80_0000_0000;
 /// Device memory offsets the host seeds and the guest writes.
 const SEED_AT: u64 = 0x3000;
 const GUEST_AT: u64 = 0x4000;
@@ -46,27 +39,23 @@ const GUEST_PATTERN: [u32; 2] = [0x6E57_0001, 0x6E57_0002];
 /// Written through the window after the FLR.
 const FRESH: u32 = 0x6E57_0003;
 
-fn cfg(bus: u64, off: u64) -> u64 {
-    ECAM_BASE + (bus << 20) + off
-}
-
 /// The QEMU command line for the device (after the common part).
-fn device_args(common: &Common, summary: &Summary) -> Vec<String> {
+fn device_args(common: &Common, summary: &Summary, machine: Machine) -> Vec<String> {
     let window = summary.memory_size.div_ceil(GRANULE).max(16) * GRANULE;
-    let mut a: Vec<String> = [
-        "-nodefaults",
-        "-machine",
-        "q35,cxl=on",
-        "-M",
-        &format!("cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size={window}"),
-        "-device",
-        "pxb-cxl,id=cxl.1,bus=pcie.0,bus_nr=12,hdm_for_passthrough=on",
-        "-device",
-        "cxl-rp,id=rp0,bus=cxl.1,chassis=0,slot=0,port=0",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let mut a = vec!["-nodefaults".to_owned()];
+    a.extend(machine.args());
+    a.extend(
+        [
+            "-M",
+            &format!("cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size={window}"),
+            "-device",
+            "pxb-cxl,id=cxl.1,bus=pcie.0,bus_nr=12,hdm_for_passthrough=on",
+            "-device",
+            "cxl-rp,id=rp0,bus=cxl.1,chassis=0,slot=0,port=0",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned()),
+    );
     let t = &common.target;
     if let Some(s) = &t.socket {
         a.push("-device".into());
@@ -93,31 +82,41 @@ fn device_args(common: &Common, summary: &Summary) -> Vec<String> {
 /// The guest's view of the device, through qtest.
 struct Guest<'a> {
     q: &'a mut Qemu,
+    map: MemoryMap,
 }
 
-impl Guest<'_> {
-    fn cfg_readl(&mut self, bus: u64, off: u64) -> io::Result<u32> {
-        self.q.readl(cfg(bus, off))
-    }
-    fn cfg_readw(&mut self, bus: u64, off: u64) -> io::Result<u16> {
-        self.q.readw(cfg(bus, off))
-    }
-    fn cfg_writel(&mut self, bus: u64, off: u64, v: u32) -> io::Result<()> {
-        self.q.writel(cfg(bus, off), v)
-    }
-    fn cfg_writew(&mut self, bus: u64, off: u64, v: u16) -> io::Result<()> {
-        self.q.writew(cfg(bus, off), v)
-    }
-    fn dev_reader(&mut self) -> impl FnMut(u64) -> Option<u32> + '_ {
-        dev_reader(self.q)
+impl<'a> Guest<'a> {
+    /// ECAM on and the machine's windows found: what firmware leaves.
+    fn new(q: &'a mut Qemu, machine: Machine) -> io::Result<Self> {
+        let map = machine.memory_map(q)?;
+        Ok(Self { q, map })
     }
 
-    /// ECAM on, bus numbers, and the device's identity.
+    fn cfg(&self, bus: u64, off: u64) -> u64 {
+        self.map.ecam + (bus << 20) + off
+    }
+    fn cfg_readl(&mut self, bus: u64, off: u64) -> io::Result<u32> {
+        self.q.readl(self.cfg(bus, off))
+    }
+    fn cfg_readw(&mut self, bus: u64, off: u64) -> io::Result<u16> {
+        self.q.readw(self.cfg(bus, off))
+    }
+    fn cfg_writel(&mut self, bus: u64, off: u64, v: u32) -> io::Result<()> {
+        self.q.writel(self.cfg(bus, off), v)
+    }
+    fn cfg_writew(&mut self, bus: u64, off: u64, v: u16) -> io::Result<()> {
+        self.q.writew(self.cfg(bus, off), v)
+    }
+
+    /// Config dwords of the device, through ECAM.
+    fn dev_reader(&mut self) -> impl FnMut(u64) -> Option<u32> + '_ {
+        let at = self.cfg(DEV_BUS, 0);
+        let q: &mut Qemu = self.q;
+        move |off| q.readl(at + off).ok()
+    }
+
+    /// Bus numbers, and the device's identity.
     fn enumerate(&mut self) -> io::Result<u32> {
-        self.q.outl(0xCF8, 0x8000_0000 | (MCH_PCIEXBAR + 4))?;
-        self.q.outl(0xCFC, 0)?;
-        self.q.outl(0xCF8, 0x8000_0000 | MCH_PCIEXBAR)?;
-        self.q.outl(0xCFC, ECAM_BASE as u32 | 1)?;
         self.cfg_writel(RP_BUS, 0x18, (RP_BUS | DEV_BUS << 8 | DEV_BUS << 16) as u32)?;
         self.cfg_readl(DEV_BUS, pci::VENDOR_ID)
     }
@@ -139,9 +138,9 @@ impl Guest<'_> {
         }
         let size = (!mask).wrapping_add(1);
         let (base, window) = if is64 && prefetch {
-            (WINDOW64, "64-bit prefetchable")
+            (self.map.window64, "64-bit prefetchable")
         } else if size <= 0x1000_0000 {
-            (WINDOW32, "32-bit")
+            (self.map.window32, "32-bit")
         } else {
             return Err(format!(
                 "BAR {bir}: {size:#x} bytes, non-prefetchable: too large to place"
@@ -151,7 +150,7 @@ impl Guest<'_> {
         let limit = base + span - 1;
         // Memory window: off unless 32-bit; prefetchable window: off
         // (base above limit) unless 64-bit.
-        let (mem, pref, pref_hi) = if base == WINDOW32 {
+        let (mem, pref, pref_hi) = if base == self.map.window32 {
             (
                 (base >> 16 & 0xFFF0) as u32 | ((limit >> 16 & 0xFFF0) as u32) << 16,
                 0x0000_FFF0,
@@ -173,9 +172,11 @@ impl Guest<'_> {
             self.cfg_writel(RP_BUS, off, v).map_err(e)?;
         }
         // cxl-rp has a 64-bit component BAR of its own.
-        self.cfg_writel(RP_BUS, pci::BAR0, RP_BAR as u32)
+        let rp_bar = self.map.root_port_bar;
+        self.cfg_writel(RP_BUS, pci::BAR0, rp_bar as u32)
             .map_err(e)?;
-        self.cfg_writel(RP_BUS, pci::BAR0 + 4, 0).map_err(e)?;
+        self.cfg_writel(RP_BUS, pci::BAR0 + 4, (rp_bar >> 32) as u32)
+            .map_err(e)?;
         self.cfg_writew(
             RP_BUS,
             pci::COMMAND,
@@ -199,11 +200,6 @@ impl Guest<'_> {
             format!("BAR {bir}: {size:#x} bytes at {base:#x} ({window} window)"),
         ))
     }
-}
-
-/// Config dwords of the device, through ECAM.
-fn dev_reader(q: &mut Qemu) -> impl FnMut(u64) -> Option<u32> + '_ {
-    move |off| q.readl(cfg(DEV_BUS, off)).ok()
 }
 
 /// What the guest found.
@@ -369,8 +365,14 @@ fn status_check(q: &mut Qemu, posting: Posting, r: &mut Report, name: &'static s
 }
 
 /// Runs the guest-side checks on a started QEMU.
-fn guest_checks(q: &mut Qemu, s: &Summary, opts: &Options, r: &mut Report) {
-    let mut g = Guest { q };
+fn guest_checks(q: &mut Qemu, machine: Machine, s: &Summary, opts: &Options, r: &mut Report) {
+    let mut g = match Guest::new(q, machine) {
+        Ok(g) => g,
+        Err(e) => {
+            r.record("guest_device", Verdict::Fail(e.to_string()));
+            return;
+        }
+    };
     let id = match g.enumerate() {
         Ok(id) => id,
         Err(e) => {
@@ -554,7 +556,13 @@ fn host_sees_guest_write(common: &Common, s: &Summary, r: &mut Report) {
     );
 }
 
-pub fn main(common: &Common, opts: &Options, qemu: &Path, given_dir: Option<&Path>) -> ExitCode {
+pub fn main(
+    common: &Common,
+    opts: &Options,
+    qemu: &Path,
+    machine: Machine,
+    given_dir: Option<&Path>,
+) -> ExitCode {
     let s = match learn(common, opts) {
         Ok(s) => s,
         Err(code) => return code,
@@ -566,7 +574,7 @@ pub fn main(common: &Common, opts: &Options, qemu: &Path, given_dir: Option<&Pat
             return ExitCode::FAILURE;
         }
     };
-    let args = device_args(common, &s);
+    let args = device_args(common, &s, machine);
     say(format_args!("qemu: {} {}", qemu.display(), args.join(" ")));
     let mut r = Report::new(true);
     let mut exit_ok = false;
@@ -579,7 +587,7 @@ pub fn main(common: &Common, opts: &Options, qemu: &Path, given_dir: Option<&Pat
                     s.posting, s.memory_size
                 )),
             );
-            guest_checks(&mut q, &s, opts, &mut r);
+            guest_checks(&mut q, machine, &s, opts, &mut r);
             let st = q.quit();
             exit_ok = st.as_ref().is_ok_and(std::process::ExitStatus::success);
             r.record("qemu_exit", verdict(exit_ok, format!("{st:?}")));

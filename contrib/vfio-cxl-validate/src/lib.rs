@@ -26,6 +26,7 @@ pub mod host;
 pub mod kernel;
 pub mod kvm;
 pub mod layout;
+pub mod machine;
 pub mod pci;
 pub mod posting;
 pub mod qtest;

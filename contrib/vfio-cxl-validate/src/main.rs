@@ -64,7 +64,14 @@ fn main() -> ExitCode {
         Command::GuestView {
             common,
             qemu,
+            machine,
             work_dir,
-        } => guest_view::main(common, &options(common), qemu, work_dir.as_deref()),
+        } => guest_view::main(
+            common,
+            &options(common),
+            qemu,
+            *machine,
+            work_dir.as_deref(),
+        ),
     }
 }
