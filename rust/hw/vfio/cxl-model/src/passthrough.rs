@@ -19,7 +19,8 @@
 //! - Realize refuses a host that cannot reset: every reset, even the one
 //!   at machine start, resets the host before its memory is shown.
 //! - After every reset the host must still present the same memory and
-//!   component block (re-discovery); otherwise the memory stays hidden and
+//!   component block (re-discovery; after an FLR, which leaves CXL.mem
+//!   alone, decoder 0 read again); otherwise the memory stays hidden and
 //!   [`Passthrough::status`] says why, until a later reset succeeds.
 //! - FLR keeps the guest's CXL.mem state (decoders, DVSEC); the other
 //!   resets return it to the boot state, committed and locked.
