@@ -182,9 +182,10 @@ def main():
 def run(a, guests, huge_ok):
     print(host_pages())
     memfd = 'memfd, hugetlb' if huge_pool_bytes() >= memory.REGION else 'memfd'
-    setups = [memory.Setup(memfd, False, False), memory.Setup(memfd, False, True)]
+    setups = [memory.Setup(memfd, huge_tmpfs=False, prealloc_ram=False),
+              memory.Setup(memfd, huge_tmpfs=False, prealloc_ram=True)]
     if huge_ok:
-        setups.append(memory.Setup('huge tmpfs', True, False))
+        setups.append(memory.Setup('huge tmpfs', huge_tmpfs=True, prealloc_ram=False))
     else:
         print('device memory on a huge-page tmpfs: skipped (needs root and unshare)')
 

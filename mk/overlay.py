@@ -313,6 +313,14 @@ def all_edits():
     return edits
 
 
+def edited(text, edits):
+    """`text` with `edits` applied in order (the overlay and the patch
+    series apply them alike)."""
+    for edit in edits:
+        text = edit(text)
+    return text
+
+
 def apply_edits(qemu):
     edits_by_file = all_edits()
     for rel, edits in edits_by_file.items():
@@ -323,10 +331,7 @@ def apply_edits(qemu):
             with open(path) as f, open(pristine, "w") as p:
                 p.write(f.read())
         with open(pristine) as f:
-            text = f.read()
-        for edit in edits:
-            text = edit(text)
-        write_if_changed(path, text)
+            write_if_changed(path, edited(f.read(), edits))
     return len(edits_by_file)
 
 

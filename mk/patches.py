@@ -64,10 +64,12 @@ PLAN = [
           "root port and host bridge above a device, and the host bridge's "
           "HDM decoder registers.  The decisions (which window, which "
           "decoder values) stay in Rust.\n"
-          "* cxl-reset: a host device reset with the pre- and post-reset "
-          "steps vfio-pci uses, that returns whether the reset worked; "
-          "vfio-pci's own reset paths only log a failure, and a CXL device "
-          "must not give its memory back to the guest after a failed reset.\n"
+          "* cxl-reset: a host device reset that returns whether it "
+          "worked, with vfio-pci's pre- and post-reset steps around it for "
+          "a system or bus reset (a guest FLR or CXL Reset goes without, as "
+          "a guest FLR of a plain vfio-pci device does); vfio-pci's own "
+          "reset paths only log a failure, and a CXL device must not give "
+          "its memory back to the guest after a failed reset.\n"
           "* cxl-host: whether the vfio-user server of a device is still "
           "connected.\n\n"
           "The Kconfig symbol VFIO_CXL comes here, so that the helpers "
@@ -216,9 +218,7 @@ def apply_edits(tree, path, edits):
     full = os.path.join(tree, path)
     with open(full) as f:
         text = f.read()
-    for edit in edits:
-        text = edit(text)
-    overlay.write_if_changed(full, text)
+    overlay.write_if_changed(full, overlay.edited(text, edits))
 
 
 def identity(project):
@@ -260,9 +260,7 @@ def check_final_tree(tree):
     """The series must end where the overlay puts QEMU: every upstream file
     as overlay.py edits it from the pristine file."""
     for rel, edits in overlay.all_edits().items():
-        text = git(tree, "show", f"{BASE_TAG}:{rel}", capture=True)
-        for edit in edits:
-            text = edit(text)
+        text = overlay.edited(git(tree, "show", f"{BASE_TAG}:{rel}", capture=True), edits)
         with open(os.path.join(tree, rel)) as f:
             if f.read() != text:
                 raise PlanError(f"{rel} at the end of the series differs from "

@@ -67,74 +67,59 @@ PY
 }
 
 failed=0
+declare -A qemu_of=([q35]="$QEMU_BIN" [virt]="$qemu_virt")
 for machine in q35 virt; do
-  qemu=$QEMU_BIN
-  [ $machine = q35 ] || qemu=$qemu_virt
-  for mode in "v2" "v3" "v4" "v4 --v4-region-type early"; do
-    name=${machine}_${mode// /_}
-    name=${name//-/}
-    say "run --machine $machine --socket (simulator --uapi $mode) --yes"
-    # shellcheck disable=SC2086
-    start_sim "$name" --uapi $mode
-    guest=()
-    case "$mode" in v3|v4) guest=(--guest) ;; esac
-    if contrib/vfio-cxl-validate/run --socket "$work/$name.sock" --yes "${guest[@]}" \
-        --expect "${mode%% *}" --machine $machine --qemu "$qemu" \
-        --report "$work/$name.txt" > "$work/$name.out" 2>&1 &&
-        grep -q "^contract: .* 0 fail" "$work/$name.out" &&
-        grep -q "^guest-view: .* 0 fail" "$work/$name.out" &&
-        ! grep -q "^FAIL" "$work/$name.out"; then
-        grep -E "^(contract|guest-view|result):|guest_boot" "$work/$name.out"
-    else
-        cat "$work/$name.out"
-        echo "--- the kit failed against the simulator ($machine, $mode)"
-        failed=$((failed + 1))
-    fi
-    stop_sim
-  done
+    for mode in "v2" "v3" "v4" "v4 --v4-region-type early"; do
+        name=${machine}_${mode// /_}
+        name=${name//-/}
+        say "run --machine $machine --socket (simulator --uapi $mode) --yes"
+        # shellcheck disable=SC2086
+        start_sim "$name" --uapi $mode
+        guest=()
+        case "$mode" in v3|v4) guest=(--guest) ;; esac
+        if contrib/vfio-cxl-validate/run --socket "$work/$name.sock" --yes "${guest[@]}" \
+            --expect "${mode%% *}" --machine "$machine" --qemu "${qemu_of[$machine]}" \
+            --report "$work/$name.txt" > "$work/$name.out" 2>&1 &&
+            grep -q "^contract: .* 0 fail" "$work/$name.out" &&
+            grep -q "^guest-view: .* 0 fail" "$work/$name.out" &&
+            ! grep -q "^FAIL" "$work/$name.out"; then
+            grep -E "^(contract|guest-view|result):|guest_boot" "$work/$name.out"
+        else
+            cat "$work/$name.out"
+            echo "--- the kit failed against the simulator ($machine, $mode)"
+            failed=$((failed + 1))
+        fi
+        stop_sim
+    done
 done
 
 # The guest-side checks can fail: a host whose resets fail leaves the
-# memory unmapped after QEMU's reset at start and after the guest's FLR;
-# a function without FLR cannot be reset by the guest.
-for case in "reset-fails:qemu_cxl_status guest_window_round_trip guest_flr qemu_cxl_status_after_flr" \
-            "no-flr:guest_flr"; do
-    fault=${case%%:*}
-    say "guest-view against a simulator with --fault $fault: its checks fail"
-    start_sim "gv-$fault" --uapi v4 --fault "$fault"
+# memory unmapped after QEMU's reset at start and after the guest's FLR
+# (on both machines); a function without FLR cannot be reset by the guest.
+for case in "q35 reset-fails:qemu_cxl_status guest_window_round_trip guest_flr qemu_cxl_status_after_flr" \
+            "q35 no-flr:guest_flr" \
+            "virt reset-fails:qemu_cxl_status guest_window_round_trip guest_flr qemu_cxl_status_after_flr"; do
+    machine=${case%% *}
+    checks=${case#* }
+    fault=${checks%%:*}
+    name=gv-$machine-$fault
+    say "guest-view --machine $machine against a simulator with --fault $fault: its checks fail"
+    start_sim "$name" --uapi v4 --fault "$fault"
     set +e
-    "$kit" guest-view --socket "$work/gv-$fault.sock" --yes --qemu "$QEMU_BIN" \
-        > "$work/gv-$fault.out" 2>&1
+    "$kit" guest-view --socket "$work/$name.sock" --yes --machine "$machine" \
+        --qemu "${qemu_of[$machine]}" > "$work/$name.out" 2>&1
     rc=$?
     set -e
     stop_sim
-    want=$(tr ' ' '\n' <<< "${case#*:}" | sort)
-    got=$(sed -n 's/^FAIL \([a-z0-9_]*\) .*/\1/p' "$work/gv-$fault.out" | sort)
+    want=$(tr ' ' '\n' <<< "${checks#*:}" | sort)
+    got=$(sed -n 's/^FAIL \([a-z0-9_]*\) .*/\1/p' "$work/$name.out" | sort)
     echo "failing checks: $(echo $got)"
     if [ $rc -ne 1 ] || [ "$got" != "$want" ]; then
-        cat "$work/gv-$fault.out"
+        cat "$work/$name.out"
         echo "--- want exactly: $(echo $want) (exit 1), got exit $rc"
         failed=$((failed + 1))
     fi
 done
-
-say "guest-view --machine virt against --fault reset-fails: its checks fail"
-start_sim virt-reset-fails --uapi v4 --fault reset-fails
-set +e
-"$kit" guest-view --socket "$work/virt-reset-fails.sock" --yes --machine virt \
-    --qemu "$qemu_virt" > "$work/virt-reset-fails.out" 2>&1
-rc=$?
-set -e
-stop_sim
-got=$(sed -n 's/^FAIL \([a-z0-9_]*\) .*/\1/p' "$work/virt-reset-fails.out" | sort)
-want=$(printf '%s\n' guest_flr guest_window_round_trip qemu_cxl_status \
-       qemu_cxl_status_after_flr | sort)
-echo "failing checks: $(echo $got)"
-if [ $rc -ne 1 ] || [ "$got" != "$want" ]; then
-    cat "$work/virt-reset-fails.out"
-    echo "--- want exactly: $(echo $want) (exit 1), got exit $rc"
-    failed=$((failed + 1))
-fi
 
 say "Read-only contract run (no --yes): nothing written, nothing reset"
 start_sim ro --uapi v3

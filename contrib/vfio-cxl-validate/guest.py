@@ -11,7 +11,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 
 import argparse
-import inspect
 import json
 import os
 import selectors
@@ -31,18 +30,6 @@ from vfio_cxl_boot import (GiB, PAGE, REPORT_BEGIN, REPORT_END, TARGETS,  # noqa
 MACHINE_TARGETS = {'q35': TARGETS['x86_64'], 'virt': TARGETS['aarch64']}
 
 BOOT_TIMEOUT = 480
-
-
-def image(series, target):
-    """The guest kernel and initramfs: guest_image() takes the kernel
-    series (and the target) where mk/guest-image.sh builds one guest per
-    series."""
-    params = inspect.signature(guest_image).parameters
-    if 'target' in params:
-        return guest_image(series, target)
-    if params:
-        return guest_image(series)
-    return guest_image()
 
 
 def device_arg(args):
@@ -171,7 +158,7 @@ def main():
 
     target = MACHINE_TARGETS[args.machine]
     arch = f' --arch {target.guest_dir}' if target.guest_dir else ''
-    kernel, initrd = image(args.series, target)
+    kernel, initrd = guest_image(args.series, target)
     for what, path in (('guest kernel', kernel), ('initramfs', initrd)):
         if not os.path.isfile(path):
             print(f'FAIL guest_boot                 no {what} at {path}: '
